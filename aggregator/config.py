@@ -1,0 +1,398 @@
+"""Read and validate feeds.yaml into a `Config`; every problem becomes one line naming file, line, field."""
+
+from __future__ import annotations
+
+import codecs
+import re
+from collections.abc import Callable
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+from .errors import ConfigError
+from .models import Category, Config, FeedConfig, Settings
+
+_DURATION_PART = re.compile(r"(\d+)\s*([smhdw])")
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+CATEGORY_SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+
+def parse_duration(value: object) -> int:
+    """'90s', '15m', '2h', '1d', '1h30m' or a number of seconds -> seconds (> 0)."""
+    if isinstance(value, bool):
+        raise ValueError(f"not a duration: {value!r}")
+    if isinstance(value, int | float):
+        seconds = int(value)
+    elif isinstance(value, str):
+        text = value.strip().lower()
+        if text.isdigit():
+            seconds = int(text)
+        else:
+            parts = _DURATION_PART.findall(text)
+            if not parts or _DURATION_PART.sub("", text).strip():
+                raise ValueError(f"not a duration: {value!r} (use e.g. 90s, 15m, 2h, 1d)")
+            seconds = sum(int(n) * _DURATION_UNITS[u] for n, u in parts)
+    else:
+        raise ValueError(f"not a duration: {value!r} (use e.g. 90s, 15m, 2h, 1d)")
+    if seconds <= 0:
+        raise ValueError(f"duration must be positive, got {value!r}")
+    return seconds
+
+
+def format_duration(seconds: int) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def _positive_int(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"must be a positive whole number, got {value!r}")
+    return value
+
+
+def _non_negative_int(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"must be zero or a positive whole number, got {value!r}")
+    return value
+
+
+def _seconds(value: object) -> float:
+    return float(parse_duration(value)) if isinstance(value, str) else float(_positive_number(value))
+
+
+def _positive_number(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise ValueError(f"must be a positive number, got {value!r}")
+    return float(value)
+
+
+_SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*(b|kb|kib|k|mb|mib|m|gb|gib|g)?$")
+_SIZE_UNITS = {
+    None: 1,
+    "b": 1,
+    "k": 1024,
+    "kb": 1024,
+    "kib": 1024,
+    "m": 1024**2,
+    "mb": 1024**2,
+    "mib": 1024**2,
+    "g": 1024**3,
+    "gb": 1024**3,
+    "gib": 1024**3,
+}
+
+
+def parse_size(value: object) -> int:
+    """'20MB', '512KiB', or a number of bytes -> bytes (> 0)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    match = _SIZE.match(str(value).strip().lower()) if isinstance(value, str) else None
+    if not match:
+        raise ValueError(f"not a size: {value!r} (use e.g. 20MB, 512KB, or bytes)")
+    size = int(float(match.group(1)) * _SIZE_UNITS[match.group(2)])
+    if size <= 0:
+        raise ValueError(f"size must be positive, got {value!r}")
+    return size
+
+
+def _text(value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"must be non-empty text, got {value!r}")
+    return value.strip()
+
+
+def _boolean(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"must be true or false, got {value!r}")
+    return value
+
+
+def _base_url(value: object) -> str:
+    url = _text(value)
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"must be an absolute http(s) URL, got {value!r}")
+    return url if url.endswith("/") else url + "/"
+
+
+# Each setting: how to read it. Adding a setting is adding a field to Settings and a line here.
+SETTING_READERS: dict[str, Callable[[Any], Any]] = {
+    "archive_dir": _text,
+    "base_url": _base_url,
+    "default_interval": parse_duration,
+    "min_interval": parse_duration,
+    "max_interval": parse_duration,
+    "user_agent": _text,
+    "connect_timeout": _seconds,
+    "request_timeout": _seconds,
+    "max_body_bytes": parse_size,
+    "max_redirects": _non_negative_int,
+    "concurrency": _positive_int,
+    "per_host_concurrency": _positive_int,
+    "parse_workers": _non_negative_int,
+    "parse_timeout": _seconds,
+    "publish": _boolean,
+}
+
+FEED_KEYS = {"url", "category", "title", "tags", "interval", "enabled", "headers", "charset", "timezone"}
+CATEGORY_KEYS = {"title", "description", "tags"}
+
+
+class _Problems:
+    """Collects validation problems so that one run reports all of them."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.lines: list[str] = []
+
+    def add(self, line: int | None, where: str, message: str) -> None:
+        location = f"{self.path}:{line + 1}" if line is not None else str(self.path)
+        self.lines.append(f"{location}: {where}: {message}")
+
+
+def _key_line(node: Any, key: Any) -> int | None:
+    try:
+        return int(node.lc.key(key)[0])
+    except (AttributeError, KeyError, TypeError):
+        return _node_line(node)
+
+
+def _item_line(node: Any, index: int) -> int | None:
+    try:
+        return int(node.lc.item(index)[0])
+    except (AttributeError, KeyError, TypeError, IndexError):
+        return _node_line(node)
+
+
+def _node_line(node: Any) -> int | None:
+    lc = getattr(node, "lc", None)
+    return int(lc.line) if lc is not None and lc.line is not None else None
+
+
+def _string_list(value: object) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise ValueError(f"must be a list of non-empty text, got {value!r}")
+    return tuple(v.strip() for v in value)
+
+
+def _feed_url(value: object) -> str:
+    url = _text(value)
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https"):
+        raise ValueError(f"unsupported URL scheme {parts.scheme or '(none)'!r} in {url!r} (use http or https)")
+    if not parts.hostname:
+        raise ValueError(f"URL has no host: {url!r}")
+    return url
+
+
+def _charset(value: object) -> str:
+    name = _text(value)
+    try:
+        codecs.lookup(name)
+    except LookupError:
+        raise ValueError(f"unknown character encoding {name!r}") from None
+    return name
+
+
+def _timezone(value: object) -> str:
+    name = _text(value)
+    try:
+        ZoneInfo(name)
+    except (ValueError, KeyError, OSError):
+        raise ValueError(f"unknown time zone {name!r} (use an IANA name like Asia/Shanghai)") from None
+    return name
+
+
+def _headers(value: object) -> tuple[tuple[str, str], ...]:
+    if not isinstance(value, dict):
+        raise ValueError("must be a mapping of header name to value")
+    pairs = []
+    for name, header_value in value.items():
+        if not isinstance(name, str) or not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", name):
+            raise ValueError(f"invalid header name {name!r}")
+        if not isinstance(header_value, str | int) or re.search(r"[\r\n\x00]", str(header_value)):
+            raise ValueError(f"invalid value for header {name!r}")
+        pairs.append((name, str(header_value)))
+    return tuple(pairs)
+
+
+def _read_field(problems: _Problems, node: Any, key: str, where: str, reader: Callable[[Any], Any]) -> Any:
+    try:
+        return reader(node[key])
+    except ValueError as error:
+        problems.add(_key_line(node, key), f"{where}.{key}", str(error))
+        return None
+
+
+def load_config(path: str | Path) -> Config:
+    """Read feeds.yaml at `path`; raise ConfigError with one line per problem."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found (pass --config PATH)") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path}: cannot read config: {error}") from None
+    return parse_config(text, path)
+
+
+def parse_config(text: str, path: Path) -> Config:
+    try:
+        document = YAML(typ="rt").load(text)
+    except MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        line = f":{mark.line + 1}" if mark is not None else ""
+        problem = error.problem or error.context or "invalid YAML"
+        raise ConfigError(f"{path}{line}: YAML syntax error: {problem}") from None
+    except YAMLError as error:
+        raise ConfigError(f"{path}: YAML syntax error: {error}") from None
+
+    problems = _Problems(path)
+    if document is None:
+        document = CommentedMap()
+    if not isinstance(document, dict):
+        raise ConfigError(f"{path}:1: top level must be a mapping with settings, categories and feeds")
+    for key in document:
+        if key not in ("settings", "categories", "feeds"):
+            problems.add(_key_line(document, key), str(key), "unknown key (expected settings, categories, feeds)")
+
+    settings = _read_settings(document.get("settings"), document, path, problems)
+    categories = _read_categories(document.get("categories"), document, problems)
+    feeds = _read_feeds(document.get("feeds"), document, categories, problems)
+    if problems.lines:
+        raise ConfigError("\n".join(problems.lines))
+    return Config(path=path, settings=settings, categories=categories, feeds=tuple(feeds))
+
+
+def _read_settings(node: Any, document: Any, path: Path, problems: _Problems) -> Settings:
+    values: dict[str, Any] = {}
+    if node is not None and not isinstance(node, dict):
+        problems.add(_key_line(document, "settings"), "settings", "must be a mapping")
+        node = None
+    for key in node or {}:
+        reader = SETTING_READERS.get(key)
+        if reader is None:
+            problems.add(_key_line(node, key), f"settings.{key}", "unknown setting")
+            continue
+        value = _read_field(problems, node, key, "settings", reader)
+        if value is not None:
+            values[key] = value
+    archive_dir = Path(values.pop("archive_dir", "archive"))
+    if not archive_dir.is_absolute():
+        archive_dir = (path.parent / archive_dir).resolve()
+    known = {f.name for f in fields(Settings)}
+    settings = Settings(archive_dir=archive_dir, **{k: v for k, v in values.items() if k in known})
+    if settings.min_interval > settings.max_interval:
+        problems.add(
+            _key_line(node, "min_interval") if node else None,
+            "settings.min_interval",
+            f"must not exceed max_interval ({format_duration(settings.max_interval)})",
+        )
+    return settings
+
+
+def _read_categories(node: Any, document: Any, problems: _Problems) -> dict[str, Category]:
+    categories: dict[str, Category] = {}
+    if node is None:
+        return categories
+    if not isinstance(node, dict):
+        problems.add(_key_line(document, "categories"), "categories", "must be a mapping of slug to category")
+        return categories
+    for slug, body in node.items():
+        where = f"categories.{slug}"
+        line = _key_line(node, slug)
+        if not isinstance(slug, str) or not CATEGORY_SLUG.match(slug):
+            problems.add(line, where, "slug must be lowercase letters, digits, '-' or '_' (at most 64)")
+            continue
+        if body is None:
+            body = CommentedMap()
+        if not isinstance(body, dict):
+            problems.add(line, where, "must be a mapping (title, description, tags)")
+            continue
+        for key in body:
+            if key not in CATEGORY_KEYS:
+                problems.add(_key_line(body, key), f"{where}.{key}", "unknown key (expected title, description, tags)")
+        title = _read_field(problems, body, "title", where, _text) if "title" in body else slug
+        description = _read_field(problems, body, "description", where, _text) if "description" in body else ""
+        tags = _read_field(problems, body, "tags", where, _string_list) if "tags" in body else ()
+        categories[slug] = Category(slug=slug, title=title or slug, description=description or "", tags=tags or ())
+    return categories
+
+
+def _read_feeds(node: Any, document: Any, categories: dict[str, Category], problems: _Problems) -> list[FeedConfig]:
+    feeds: list[FeedConfig] = []
+    if node is None:
+        return feeds
+    if not isinstance(node, list):
+        problems.add(_key_line(document, "feeds"), "feeds", "must be a list of feeds")
+        return feeds
+    seen: dict[str, int] = {}
+    for index, body in enumerate(node):
+        where = f"feeds[{index}]"
+        line = _item_line(node, index)
+        if not isinstance(body, dict):
+            problems.add(line, where, "must be a mapping with at least url and category")
+            continue
+        before = len(problems.lines)
+        for key in body:
+            if key not in FEED_KEYS:
+                problems.add(
+                    _key_line(body, key), f"{where}.{key}", f"unknown key (expected {', '.join(sorted(FEED_KEYS))})"
+                )
+        if "url" not in body:
+            problems.add(line, f"{where}.url", "missing (every feed needs a url)")
+        if "category" not in body:
+            problems.add(line, f"{where}.category", "missing (every feed needs a category)")
+        url = _read_field(problems, body, "url", where, _feed_url) if "url" in body else None
+        category = _read_field(problems, body, "category", where, _text) if "category" in body else None
+        if category is not None and category not in categories:
+            known = ", ".join(sorted(categories)) or "none defined"
+            problems.add(
+                _key_line(body, "category"), f"{where}.category", f"unknown category {category!r} (known: {known})"
+            )
+        optional = {
+            "title": _text,
+            "tags": _string_list,
+            "interval": parse_duration,
+            "enabled": _boolean,
+            "headers": _headers,
+            "charset": _charset,
+            "timezone": _timezone,
+        }
+        extra = {
+            key: _read_field(problems, body, key, where, reader) for key, reader in optional.items() if key in body
+        }
+        if url is not None:
+            if url in seen:
+                problems.add(
+                    _key_line(body, "url"), f"{where}.url", f"duplicate feed {url!r} (first at line {seen[url] + 1})"
+                )
+            else:
+                seen[url] = line or 0
+        if len(problems.lines) > before or url is None or category is None:
+            continue
+        feeds.append(
+            FeedConfig(
+                url=url,
+                category=category,
+                title=extra.get("title"),
+                tags=extra.get("tags") or (),
+                interval=extra.get("interval"),
+                enabled=extra.get("enabled", True),
+                headers=extra.get("headers") or (),
+                charset=extra.get("charset"),
+                timezone=extra.get("timezone"),
+                line=(line or 0) + 1,
+            )
+        )
+    return feeds

@@ -1,0 +1,87 @@
+"""Feed dates: parse keeping the source's own UTC offset, and clamp the absurd ones. Pure functions."""
+
+from __future__ import annotations
+
+import email.utils
+import re
+from datetime import UTC, datetime, timedelta, tzinfo
+
+from .models import DateFlag
+
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+FUTURE_TOLERANCE = timedelta(days=1)
+_ISO_SPACE = re.compile(r"^(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?)\s*(.*)$")
+_ISO_OFFSET = re.compile(r"^(?:Z|UTC|GMT|[+-]\d{2}(?::?\d{2})?)$", re.IGNORECASE)
+
+
+def parse_date(raw: str, naive_zone: tzinfo = UTC) -> datetime | None:
+    """An aware datetime in the offset the source wrote, or None when the text is not a date we know.
+
+    RFC 822 (RSS) and RFC 3339 / ISO 8601 (Atom, JSON Feed) cover nearly every feed; the caller falls
+    back to the parser's own reading for the rest. Dates without an offset are read in `naive_zone`.
+    """
+    text = (raw or "").strip()
+    if not text:
+        return None
+    parsed = _parse_iso(text) or _parse_rfc822(text)
+    if parsed is None:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=naive_zone)
+        # Resolve a zone like Asia/Shanghai to its fixed offset, so the stored text carries +08:00.
+        offset = parsed.utcoffset() or timedelta(0)
+        parsed = parsed.replace(tzinfo=_fixed(offset))
+    return parsed
+
+
+def _fixed(offset: timedelta) -> tzinfo:
+    from datetime import timezone
+
+    return UTC if not offset else timezone(offset)
+
+
+def _parse_iso(text: str) -> datetime | None:
+    match = _ISO_SPACE.match(text)
+    if match:
+        day, clock, zone = match.groups()
+        if zone and not _ISO_OFFSET.match(zone):
+            return None
+        zone = {"z": "+00:00", "utc": "+00:00", "gmt": "+00:00"}.get(zone.lower(), zone)
+        text = f"{day}T{clock.replace(',', '.')}{zone}"
+    elif not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        return None
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+def _parse_rfc822(text: str) -> datetime | None:
+    try:
+        parsed = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    return parsed
+
+
+def clamp_date(value: datetime | None, first_seen: datetime) -> tuple[datetime, DateFlag]:
+    """The date to keep and why it was replaced: missing, in the future, or before feeds existed."""
+    if value is None:
+        return first_seen, "missing"
+    try:
+        if value > first_seen + FUTURE_TOLERANCE:
+            return first_seen, "future"
+        if value < EARLIEST:
+            return first_seen, "ancient"
+    except OverflowError:
+        return first_seen, "ancient"
+    return value, ""
+
+
+def format_offset_date(value: datetime) -> str:
+    """'2022-03-16 08:54:16 +0800': the Jekyll front-matter form, in the source's own offset."""
+    return value.strftime("%Y-%m-%d %H:%M:%S %z")
+
+
+def to_utc_text(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,92 @@
+"""Decide how a feed's bytes are encoded and turn them into UTF-8. Pure functions.
+
+Servers lie: a GBK feed is often served as `charset=utf-8`, or a document declares gb2312 while
+using GBK-only characters. We try the candidates in order of trust and keep the first that decodes
+the whole body strictly, so text is never silently turned into mojibake.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+
+_XML_DECLARATION = re.compile(rb"^\s*<\?xml[^>]*?encoding\s*=\s*[\"']([A-Za-z0-9._:-]+)[\"'][^>]*\?>")
+_XML_DECLARATION_ANY = re.compile(rb"^\s*<\?xml[^>]*\?>")
+_CHARSET = re.compile(r"charset\s*=\s*[\"']?([A-Za-z0-9._:-]+)", re.IGNORECASE)
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32-le"),
+    (codecs.BOM_UTF32_BE, "utf-32-be"),
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
+# Legacy Chinese names decode with their superset, so GBK-only characters in a "gb2312" feed survive.
+_SUPERSETS = {"gb2312": "gb18030", "gbk": "gb18030", "cp936": "gb18030", "big5": "big5hkscs", "x-gbk": "gb18030"}
+_FALLBACKS = ("utf-8", "gb18030", "big5hkscs", "shift_jis", "euc-kr", "windows-1252")
+
+
+def canonical(name: str) -> str | None:
+    try:
+        codec = codecs.lookup(name).name
+    except LookupError:
+        return None
+    return _SUPERSETS.get(codec, _SUPERSETS.get(name.lower(), codec))
+
+
+def charset_from_content_type(content_type: str | None) -> str | None:
+    match = _CHARSET.search(content_type or "")
+    return match.group(1) if match else None
+
+
+def _bom(body: bytes) -> tuple[str | None, int]:
+    for bom, name in _BOMS:
+        if body.startswith(bom):
+            return name, len(bom)
+    # UTF-16/32 without a BOM, recognised by how '<?' is laid out (XML 1.0 appendix F).
+    head = body[:4]
+    if head == b"\x00\x00\x00<":
+        return "utf-32-be", 0
+    if head == b"<\x00\x00\x00":
+        return "utf-32-le", 0
+    if head[:2] == b"\x00<":
+        return "utf-16-be", 0
+    if head[:2] == b"<\x00":
+        return "utf-16-le", 0
+    return None, 0
+
+
+def decode_feed(body: bytes, content_type: str | None = None, override: str | None = None) -> tuple[str, str]:
+    """(text, encoding used). `override` (the operator's charset setting) beats everything."""
+    if override:
+        forced = canonical(override) or override
+        return body.decode(forced, errors="replace"), forced
+    bom_name, bom_length = _bom(body)
+    if bom_name:
+        return body[bom_length:].decode(bom_name, errors="replace"), bom_name
+    candidates: list[str] = []
+    declared = _XML_DECLARATION.match(body[:512])
+    names: list[str | None] = [
+        declared.group(1).decode("ascii") if declared else None,
+        charset_from_content_type(content_type),
+        *_FALLBACKS,
+    ]
+    for name in names:
+        codec = canonical(name) if name else None
+        if codec and codec not in candidates and not codec.startswith("utf-16") and not codec.startswith("utf-32"):
+            candidates.append(codec)
+    for codec in candidates:
+        try:
+            return body.decode(codec), codec
+        except (UnicodeDecodeError, LookupError):
+            continue
+    return body.decode("utf-8", errors="replace"), "utf-8"
+
+
+def to_utf8_document(body: bytes, content_type: str | None = None, override: str | None = None) -> tuple[bytes, str]:
+    """The body as UTF-8 bytes with its XML declaration saying so, and the encoding it came in."""
+    text, used = decode_feed(body, content_type, override)
+    data = text.encode("utf-8", errors="replace")
+    declaration = _XML_DECLARATION_ANY.match(data[:512])
+    if declaration:
+        data = b'<?xml version="1.0" encoding="utf-8"?>' + data[declaration.end() :]
+    return data, used

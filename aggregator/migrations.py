@@ -1,0 +1,93 @@
+"""The archive's schema, as sqlite-utils migrations: each step runs once, in order, in a transaction."""
+
+from __future__ import annotations
+
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+migrations = Migrations("aggregator")
+
+
+@migrations()
+def m001_initial(db: Database) -> None:
+    db.executescript(
+        """
+        CREATE TABLE feeds (
+            url TEXT PRIMARY KEY,            -- the URL as written in feeds.yaml: the feed's identity
+            category TEXT NOT NULL,          -- category slug from feeds.yaml
+            fetch_url TEXT NOT NULL,         -- where it is polled now (differs after a 301/308)
+            title TEXT NOT NULL DEFAULT '',  -- the feed's own title, as last parsed
+            site_url TEXT NOT NULL DEFAULT '',
+            format TEXT NOT NULL DEFAULT '', -- e.g. 'RSS 2.0', 'Atom 1.0', 'JSON Feed 1.1'
+            etag TEXT,
+            last_modified TEXT,
+            body_hash TEXT,                  -- sha256 of the last body parsed: an equal body is not parsed again
+            ttl_seconds INTEGER,             -- RSS <ttl>
+            max_age_seconds INTEGER,         -- Cache-Control max-age
+            last_fetched_at TEXT,            -- UTC, ISO 8601
+            last_ok_at TEXT,
+            last_status TEXT NOT NULL DEFAULT 'new',   -- new | ok | not_modified | unchanged | error | gone
+            last_http_status INTEGER,
+            last_error TEXT NOT NULL DEFAULT '',
+            consecutive_errors INTEGER NOT NULL DEFAULT 0,
+            retry_after_until TEXT,          -- do not poll before this (429/503 Retry-After)
+            next_due_at TEXT,                -- when the daemon polls it next
+            gone INTEGER NOT NULL DEFAULT 0, -- 1 after HTTP 410: no longer polled
+            created_at TEXT NOT NULL
+        );
+
+        CREATE TABLE entries (
+            id TEXT PRIMARY KEY,             -- 16 hex digits of sha256(feed url, original id)
+            feed_url TEXT NOT NULL REFERENCES feeds(url),
+            key TEXT NOT NULL,               -- the source's guid/id (else link, else a content hash)
+            category TEXT NOT NULL,
+            title TEXT NOT NULL,             -- plain text
+            link TEXT NOT NULL,
+            author TEXT NOT NULL,
+            summary TEXT NOT NULL,           -- sanitised HTML
+            content TEXT NOT NULL,           -- sanitised HTML
+            published TEXT NOT NULL,         -- ISO 8601 in the source's own offset, e.g. 2022-03-16T08:54:16+08:00
+            published_utc TEXT NOT NULL,     -- the same instant in UTC, for sorting
+            updated TEXT,                    -- ISO 8601 in the source's offset, when the source gave one
+            date_flag TEXT NOT NULL DEFAULT '',  -- '' | missing | future | ancient (date replaced by first seen)
+            tags TEXT NOT NULL DEFAULT '[]',     -- JSON list: the entry's own categories
+            enclosures TEXT NOT NULL DEFAULT '[]',  -- JSON list of {url, type, length}
+            content_hash TEXT NOT NULL,
+            revision INTEGER NOT NULL DEFAULT 1,  -- 1 + the number of rows in entry_revisions
+            first_seen TEXT NOT NULL,
+            last_seen TEXT NOT NULL,
+            changed_at TEXT NOT NULL,
+            UNIQUE (feed_url, key)
+        );
+        CREATE INDEX entries_category_published ON entries (category, published_utc);
+        CREATE INDEX entries_feed_published ON entries (feed_url, published_utc);
+        CREATE INDEX entries_published ON entries (published_utc);
+
+        CREATE TABLE entry_revisions (
+            id INTEGER PRIMARY KEY,
+            entry_id TEXT NOT NULL REFERENCES entries(id),
+            revision INTEGER NOT NULL,       -- the revision number this row was while it was current
+            title TEXT NOT NULL,
+            link TEXT NOT NULL,
+            author TEXT NOT NULL,
+            summary TEXT NOT NULL,
+            content TEXT NOT NULL,
+            published TEXT NOT NULL,
+            updated TEXT,
+            tags TEXT NOT NULL,
+            enclosures TEXT NOT NULL,
+            content_hash TEXT NOT NULL,
+            valid_from TEXT NOT NULL,        -- when this version was first stored
+            superseded_at TEXT NOT NULL,     -- when a newer version replaced it
+            UNIQUE (entry_id, revision)
+        );
+
+        -- Full-text search over titles and the plain text of summary and content. The trigram
+        -- tokenizer finds words inside Chinese text, which has no spaces between words.
+        CREATE VIRTUAL TABLE entries_fts USING fts5(title, body, tokenize = 'trigram');
+        """
+    )
+
+
+def apply_migrations(db: Database) -> None:
+    migrations.apply(db)

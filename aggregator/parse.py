@@ -1,0 +1,149 @@
+"""Bytes in, `RawFeed` out: feedparser for XML feeds, our own reader for JSON Feed.
+
+feedparser is imported here and nowhere else. It is only ever handed a BytesIO, never a str: given a
+string it would open a local file or fetch a URL itself, bypassing every guard of our fetcher.
+"""
+
+from __future__ import annotations
+
+import calendar
+import io
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+import feedparser
+
+from .encoding import to_utf8_document
+from .errors import ParseError
+from .jsonfeed import looks_like_json, parse_json_feed
+from .models import Enclosure, RawEntry, RawFeed, RawText
+
+_HTML_START = re.compile(rb"^\s*(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html|head|body)[\s>]", re.IGNORECASE | re.DOTALL)
+_FORMATS = {
+    "rss090": "RSS 0.90",
+    "rss091n": "RSS 0.91",
+    "rss091u": "RSS 0.91",
+    "rss092": "RSS 0.92",
+    "rss093": "RSS 0.93",
+    "rss094": "RSS 0.94",
+    "rss20": "RSS 2.0",
+    "rss10": "RSS 1.0",
+    "rss": "RSS",
+    "atom01": "Atom 0.1",
+    "atom02": "Atom 0.2",
+    "atom03": "Atom 0.3",
+    "atom10": "Atom 1.0",
+    "atom": "Atom",
+    "cdf": "CDF",
+}
+
+
+def parse_document(body: bytes, url: str, content_type: str | None = None, charset: str | None = None) -> RawFeed:
+    """Read a fetched document. Raises ParseError when it is not a feed at all."""
+    if not body.strip():
+        raise ParseError("empty body: the server sent no document")
+    if looks_like_json(body):
+        return parse_json_feed(body, url)
+    if _HTML_START.match(body[:4096]):
+        raise ParseError("not a feed: the server sent an HTML page")
+    document, _encoding = to_utf8_document(body, content_type, charset)
+    media_type = (content_type or "application/xml").split(";")[0].strip() or "application/xml"
+    if media_type.startswith("text/html"):
+        media_type = "application/xml"
+    headers = {"content-type": f"{media_type}; charset=utf-8", "content-location": url}
+    try:
+        result = feedparser.parse(
+            io.BytesIO(document),
+            response_headers=headers,
+            resolve_relative_uris=False,
+            sanitize_html=False,
+        )
+    except Exception as error:  # feedparser raises a wide, undocumented range on hostile input
+        raise ParseError(f"unreadable feed: {type(error).__name__}: {error}") from None
+    return _to_raw_feed(result, url)
+
+
+def _to_raw_feed(result: Any, url: str) -> RawFeed:
+    version = result.get("version") or ""
+    feed = result.get("feed") or {}
+    entries = result.get("entries") or []
+    warning = ""
+    if result.get("bozo"):
+        exception = result.get("bozo_exception")
+        warning = f"{type(exception).__name__}: {exception}" if exception else "not well-formed"
+    if not version and not entries and not feed.get("title"):
+        reason = f" ({warning})" if warning else ""
+        raise ParseError(f"not a feed: no RSS, Atom or JSON Feed document found{reason}")
+    ttl = feed.get("ttl")
+    return RawFeed(
+        format=_FORMATS.get(version, version or "unknown"),
+        title=feed.get("title") or "",
+        link=feed.get("link") or "",
+        language=feed.get("language") or "",
+        ttl=int(ttl) if isinstance(ttl, str) and ttl.strip().isdigit() else None,
+        entries=tuple(_to_raw_entry(entry, url) for entry in entries),
+        warning=warning[:500],
+    )
+
+
+def _text(detail: Any, fallback: str | None, base: str) -> RawText | None:
+    if detail:
+        value = detail.get("value")
+        if value is None:
+            return None
+        return RawText(value=value, type=detail.get("type") or "text/html", base=detail.get("base") or base)
+    if fallback:
+        return RawText(value=fallback, type="text/html", base=base)
+    return None
+
+
+def _best_content(contents: list[Any], base: str) -> RawText | None:
+    if not contents:
+        return None
+    for wanted in ("text/html", "application/xhtml+xml"):
+        for content in contents:
+            if content.get("type") == wanted:
+                return _text(content, None, base)
+    return _text(contents[0], None, base)
+
+
+def _parsed_date(value: Any) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromtimestamp(calendar.timegm(value), UTC)
+    except (OverflowError, ValueError, TypeError, OSError):
+        return None
+
+
+def _to_raw_entry(entry: Any, url: str) -> RawEntry:
+    base = url
+    authors = tuple(
+        a.get("name") or a.get("email") or "" for a in entry.get("authors") or [] if a.get("name") or a.get("email")
+    )
+    if not authors and entry.get("author"):
+        authors = (entry["author"],)
+    enclosures = []
+    for link in entry.get("links") or []:
+        if link.get("rel") == "enclosure" and link.get("href"):
+            length = str(link.get("length") or "0").strip()
+            enclosures.append(
+                Enclosure(url=link["href"], type=link.get("type") or "", length=int(length) if length.isdigit() else 0)
+            )
+    return RawEntry(
+        id=str(entry.get("id") or ""),
+        link=entry.get("link") or "",
+        title=_text(entry.get("title_detail"), entry.get("title"), base),
+        summary=_text(entry.get("summary_detail"), entry.get("summary"), base),
+        content=_best_content(entry.get("content") or [], base),
+        authors=authors,
+        published=entry.get("published") or entry.get("created") or "",
+        updated=entry.get("updated") or "",
+        published_parsed=_parsed_date(entry.get("published_parsed") or entry.get("created_parsed")),
+        updated_parsed=_parsed_date(entry.get("updated_parsed")),
+        tags=tuple(
+            t.get("term") or t.get("label") or "" for t in entry.get("tags") or [] if t.get("term") or t.get("label")
+        ),
+        enclosures=tuple(enclosures),
+    )

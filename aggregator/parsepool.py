@@ -1,0 +1,112 @@
+"""Parse and normalise documents in worker processes: both cores busy, and a runaway parse killable.
+
+A hostile document can make feedparser spin or balloon; a thread cannot be stopped, a process can.
+Each worker has an address-space limit, and a parse that overruns its deadline gets its pool torn
+down and rebuilt (other parses caught in the teardown are retried once on the new pool).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import multiprocessing
+import os
+import resource
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from datetime import UTC, datetime, tzinfo
+from zoneinfo import ZoneInfo
+
+from .errors import ParseError
+from .models import ParsedFeed
+from .normalize import normalize_feed
+from .parse import parse_document
+
+
+@dataclass(frozen=True, slots=True)
+class ParseJob:
+    body: bytes
+    feed_url: str
+    fetched_from: str
+    content_type: str | None
+    charset: str | None
+    timezone: str | None
+    fetched_at: datetime
+
+
+def run_parse_job(job: ParseJob) -> ParsedFeed | str:
+    """Parse + normalise one document. A problem with the document is returned as a message."""
+    try:
+        raw = parse_document(job.body, job.fetched_from, job.content_type, job.charset)
+        zone: tzinfo = ZoneInfo(job.timezone) if job.timezone else UTC
+        return normalize_feed(
+            raw, feed_url=job.feed_url, fetched_from=job.fetched_from, fetched_at=job.fetched_at, naive_zone=zone
+        )
+    except ParseError as error:
+        return str(error)
+    except MemoryError:
+        return "document too large to parse within the parser's memory limit"
+    except RecursionError:
+        return "document nested too deeply to parse"
+    except Exception as error:  # a bug or a parser failure on one feed must never stop the others
+        return f"parser failed: {type(error).__name__}: {error}"
+
+
+def _limit_memory(limit_bytes: int) -> None:
+    if limit_bytes > 0:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_AS, (limit_bytes, limit_bytes))
+
+
+class ParserPool:
+    """A process pool for `run_parse_job` with per-job deadlines. Use `async with`."""
+
+    def __init__(self, workers: int = 0, timeout: float = 60.0, memory_limit: int = 1024**3) -> None:
+        self.workers = workers or min(4, os.cpu_count() or 1)
+        self.timeout = timeout
+        self.memory_limit = memory_limit
+        self._executor: ProcessPoolExecutor | None = None
+
+    def _start(self) -> ProcessPoolExecutor:
+        if self._executor is None:
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload(["aggregator.parsepool"])
+            self._executor = ProcessPoolExecutor(
+                max_workers=self.workers, mp_context=context, initializer=_limit_memory, initargs=(self.memory_limit,)
+            )
+        return self._executor
+
+    def _kill(self) -> None:
+        executor, self._executor = self._executor, None
+        if executor is None:
+            return
+        for process in list(getattr(executor, "_processes", {}).values()):
+            process.kill()
+        executor.shutdown(wait=False, cancel_futures=True)
+
+    async def parse(self, job: ParseJob) -> ParsedFeed | str:
+        loop = asyncio.get_running_loop()
+        for attempt in range(2):
+            executor = self._start()
+            try:
+                future = loop.run_in_executor(executor, run_parse_job, job)
+                return await asyncio.wait_for(future, self.timeout)
+            except TimeoutError:
+                if executor is self._executor:
+                    self._kill()
+                return f"parsing took longer than {self.timeout:g}s (parse_timeout); document skipped"
+            except BrokenProcessPool:
+                if executor is self._executor:
+                    self._kill()
+                if attempt == 1:
+                    return "the parser process died on this document (out of memory or crashed)"
+        raise AssertionError("unreachable")
+
+    async def __aenter__(self) -> ParserPool:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            await asyncio.to_thread(executor.shutdown, True, cancel_futures=True)

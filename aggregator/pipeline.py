@@ -1,0 +1,264 @@
+"""The one orchestrator: fetch -> parse -> decide -> store for one feed or many. fetch-now and the daemon
+both call `update_feeds`; a feed's failure is recorded on that feed and never stops the others."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+
+import httpx
+
+from .decide import body_fingerprint, next_poll_at, poll_delay
+from .errors import StorageError
+from .fetch import HostLimiter, fetch_feed, make_client
+from .models import (
+    Config,
+    FeedConfig,
+    FeedState,
+    FetchFailure,
+    NotModified,
+    ParsedFeed,
+    PollRecord,
+    UpdateOutcome,
+)
+from .parsepool import ParseJob, ParserPool
+from .store import Archive
+
+log = logging.getLogger("aggregator")
+WRITE_BATCH = 64
+
+
+@dataclass
+class RunSummary:
+    outcomes: list[UpdateOutcome] = field(default_factory=list)
+    storage_error: str = ""
+
+    def count(self, *statuses: str) -> int:
+        return sum(1 for o in self.outcomes if o.status in statuses)
+
+    @property
+    def new(self) -> int:
+        return sum(o.new for o in self.outcomes)
+
+    @property
+    def updated(self) -> int:
+        return sum(o.updated for o in self.outcomes)
+
+    @property
+    def failed(self) -> list[UpdateOutcome]:
+        return [o for o in self.outcomes if o.status in ("error", "gone")]
+
+    @property
+    def changed_categories(self) -> set[str]:
+        return {o.category for o in self.outcomes if o.new or o.updated}
+
+
+def select_feeds(config: Config, urls: Sequence[str] = (), category: str | None = None) -> list[FeedConfig]:
+    feeds = [f for f in config.feeds if f.enabled or f.url in urls]
+    if urls:
+        feeds = [f for f in feeds if f.url in urls]
+    if category:
+        feeds = [f for f in feeds if f.category == category]
+    return feeds
+
+
+def _interval(config: Config, feed: FeedConfig) -> int:
+    return feed.interval or config.settings.default_interval
+
+
+async def _poll(
+    config: Config,
+    feed: FeedConfig,
+    state: FeedState,
+    client: httpx.AsyncClient,
+    limiter: HostLimiter,
+    parser: ParserPool,
+) -> PollRecord:
+    settings = config.settings
+    started = datetime.now(UTC)
+    result = await fetch_feed(client, feed, state, settings, limiter)
+    base = PollRecord(
+        url=feed.url,
+        category=feed.category,
+        fetched_at=started,
+        status="error",
+        consecutive_errors=0,
+        fetch_url=result.permanent_url,
+    )
+
+    def due(
+        errors: int = 0, retry_after: int | None = None, ttl: int | None = None, max_age: int | None = None
+    ) -> datetime:
+        delay = poll_delay(
+            interval=_interval(config, feed),
+            min_interval=settings.min_interval,
+            max_interval=settings.max_interval,
+            consecutive_errors=errors,
+            retry_after=retry_after,
+            ttl_minutes=ttl,
+            max_age=max_age,
+        )
+        return next_poll_at(started, delay)
+
+    if isinstance(result, FetchFailure):
+        errors = state.consecutive_errors + 1
+        return replace(
+            base,
+            status="gone" if result.gone else "error",
+            consecutive_errors=errors,
+            http_status=result.status,
+            error=result.message,
+            retry_after_until=next_poll_at(started, result.retry_after) if result.retry_after else None,
+            next_due_at=due(errors, result.retry_after),
+            gone=result.gone,
+        )
+    if isinstance(result, NotModified):
+        return replace(
+            base,
+            status="not_modified",
+            http_status=304,
+            etag=result.etag,
+            last_modified=result.last_modified,
+            max_age=result.max_age,
+            next_due_at=due(max_age=result.max_age),
+        )
+    fetched = replace(
+        base,
+        http_status=result.status,
+        etag=result.etag,
+        last_modified=result.last_modified,
+        max_age=result.max_age,
+    )
+    fingerprint = body_fingerprint(result.body)
+    if fingerprint == state.body_hash:
+        return replace(fetched, status="unchanged", next_due_at=due(max_age=result.max_age))
+    parsed = await parser.parse(
+        ParseJob(
+            body=result.body,
+            feed_url=feed.url,
+            fetched_from=result.final_url,
+            content_type=result.content_type,
+            charset=feed.charset,
+            timezone=feed.timezone,
+            fetched_at=started,
+        )
+    )
+    if not isinstance(parsed, ParsedFeed):
+        errors = state.consecutive_errors + 1
+        # Keep the old caching headers: the next poll must fetch the body again, not get a 304.
+        return replace(
+            base, http_status=result.status, consecutive_errors=errors, error=parsed, next_due_at=due(errors)
+        )
+    return replace(
+        fetched,
+        status="ok",
+        body_hash=fingerprint,
+        title=parsed.title,
+        site_url=parsed.link,
+        format=parsed.format,
+        ttl=parsed.ttl,
+        next_due_at=due(ttl=parsed.ttl, max_age=result.max_age),
+        entries=parsed.entries,
+    )
+
+
+def _outcome(poll: PollRecord, new: int, updated: int, changed: tuple[str, ...]) -> UpdateOutcome:
+    return UpdateOutcome(
+        url=poll.url,
+        category=poll.category,
+        status=poll.status,
+        new=new,
+        updated=updated,
+        error=poll.error,
+        moved_to=poll.fetch_url,
+        changed_ids=changed,
+    )
+
+
+async def update_feeds(
+    config: Config,
+    feeds: Sequence[FeedConfig],
+    archive: Archive,
+    *,
+    on_outcome: Callable[[UpdateOutcome], None] | None = None,
+    skip_gone: bool = True,
+) -> RunSummary:
+    """Poll `feeds` once each, concurrently, storing results in batches as they arrive."""
+    settings = config.settings
+    summary = RunSummary()
+    states = archive.feed_states(feeds)
+    queue: asyncio.Queue[PollRecord | None] = asyncio.Queue()
+    global_limit = asyncio.Semaphore(settings.concurrency)
+    limiter = HostLimiter(settings.per_host_concurrency)
+
+    def report(outcome: UpdateOutcome) -> None:
+        summary.outcomes.append(outcome)
+        if outcome.status in ("error", "gone"):
+            log.warning("%s: %s", outcome.url, outcome.error)
+        elif outcome.status != "skipped":
+            log.info("%s: %s, %d new, %d updated", outcome.url, outcome.status, outcome.new, outcome.updated)
+        if on_outcome is not None:
+            on_outcome(outcome)
+
+    async def writer() -> None:
+        stop = False
+        while not stop:
+            batch: list[PollRecord] = []
+            item = await queue.get()
+            while True:
+                if item is None:
+                    stop = True
+                    break
+                batch.append(item)
+                if len(batch) >= WRITE_BATCH or queue.empty():
+                    break
+                item = queue.get_nowait()
+            if not batch:
+                continue
+            if summary.storage_error:
+                for poll in batch:
+                    report(_failed(poll, summary.storage_error))
+                continue
+            try:
+                results = await asyncio.to_thread(archive.record, batch)
+            except StorageError as error:
+                summary.storage_error = str(error)
+                for poll in batch:
+                    report(_failed(poll, summary.storage_error))
+                continue
+            for poll, stored in zip(batch, results, strict=True):
+                report(_outcome(poll, stored.new, stored.updated, stored.new_ids + stored.updated_ids))
+
+    async def one(feed: FeedConfig, client: httpx.AsyncClient, parser: ParserPool) -> None:
+        state = states[feed.url]
+        if skip_gone and state.gone:
+            report(UpdateOutcome(url=feed.url, category=feed.category, status="skipped", error="gone (HTTP 410)"))
+            return
+        async with global_limit:
+            try:
+                poll = await _poll(config, feed, state, client, limiter, parser)
+            except Exception as error:  # a bug in one feed's update must not stop the others
+                log.exception("unexpected failure updating %s", feed.url)
+                poll = PollRecord(
+                    url=feed.url,
+                    category=feed.category,
+                    fetched_at=datetime.now(UTC),
+                    status="error",
+                    consecutive_errors=state.consecutive_errors + 1,
+                    error=f"internal error: {type(error).__name__}: {error}",
+                )
+        await queue.put(poll)
+
+    writer_task = asyncio.create_task(writer())
+    async with make_client(settings) as client, ParserPool(settings.parse_workers, settings.parse_timeout) as parser:
+        await asyncio.gather(*(one(feed, client, parser) for feed in feeds))
+    await queue.put(None)
+    await writer_task
+    return summary
+
+
+def _failed(poll: PollRecord, message: str) -> UpdateOutcome:
+    return UpdateOutcome(url=poll.url, category=poll.category, status="error", error=message)

@@ -1,0 +1,94 @@
+"""HTML sanitising with nh3 (ammonia): the only module that imports it.
+
+ammonia parses HTML the way browsers do (html5ever), so obfuscated `JaVaScRiPt&#58;` URLs, event
+handlers and `<form action=...>` are caught where a regex sanitiser would miss them.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from functools import partial
+from urllib.parse import urljoin, urlsplit
+
+import nh3
+
+SAFE_SCHEMES = frozenset({"http", "https", "mailto"})
+_URL_ATTRIBUTES = frozenset({"href", "src", "cite", "poster", "longdesc"})
+_TAGS = (nh3.ALLOWED_TAGS | {"audio", "video", "source", "picture", "tfoot"}) - {"map", "area"}
+_ATTRIBUTES: dict[str, set[str]] = {
+    **{tag: set(attrs) for tag, attrs in nh3.ALLOWED_ATTRIBUTES.items()},
+    "*": {"class", "title", "lang", "dir"},
+    "a": {"href", "hreflang", "title"},
+    "img": {"src", "alt", "width", "height", "align", "title"},
+    "audio": {"src", "controls"},
+    "video": {"src", "controls", "poster", "width", "height"},
+    "source": {"src", "type"},
+    "time": {"datetime"},
+}
+_CLEAN_CONTENT = {"script", "style", "template", "iframe", "object", "embed", "noscript", "svg", "math"}
+_TAG = re.compile(r"<[^>]*>")
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffe\uffff\ud800-\udfff]")
+_SPACE = re.compile(r"\s+")
+
+
+def _resolve(base: str, tag: str, attribute: str, value: str) -> str | None:
+    if attribute not in _URL_ATTRIBUTES:
+        return value
+    absolute = urljoin(base, value.strip()) if base else value.strip()
+    scheme = urlsplit(absolute).scheme.lower()
+    if scheme and scheme not in SAFE_SCHEMES:
+        return None
+    return absolute
+
+
+def remove_control_characters(text: str) -> str:
+    """Drop characters XML 1.0 forbids (and C1 controls), keeping tab, newline, carriage return."""
+    return _CONTROL.sub("", text)
+
+
+def sanitize_html(fragment: str, base: str = "") -> str:
+    """Safe HTML: allow-listed tags and attributes, only http(s)/mailto URLs, relative links made absolute."""
+    if not fragment:
+        return ""
+    return nh3.clean(
+        remove_control_characters(fragment),
+        tags=_TAGS,
+        clean_content_tags=_CLEAN_CONTENT,
+        attributes=_ATTRIBUTES,
+        attribute_filter=partial(_resolve, base),
+        url_schemes=set(SAFE_SCHEMES),
+        link_rel="noopener noreferrer",
+        strip_comments=True,
+    )
+
+
+def html_to_text(fragment: str) -> str:
+    """Plain text of an HTML fragment, on one line: for titles, authors and search."""
+    if not fragment:
+        return ""
+    text = nh3.clean(remove_control_characters(fragment), tags=set(), clean_content_tags=_CLEAN_CONTENT)
+    return _SPACE.sub(" ", html.unescape(_TAG.sub(" ", text))).strip()
+
+
+def plain_text(text: str) -> str:
+    """Text that is already plain (not HTML): control characters dropped, whitespace folded."""
+    return _SPACE.sub(" ", remove_control_characters(text)).strip()
+
+
+def text_to_html(text: str) -> str:
+    """Plain text as safe HTML paragraphs."""
+    paragraphs = [p.strip() for p in re.split(r"\n\s*\n", remove_control_characters(text)) if p.strip()]
+    return "\n".join(f"<p>{html.escape(p, quote=False)}</p>" for p in paragraphs)
+
+
+def safe_url(url: str, base: str = "") -> str:
+    """An absolute http(s) URL, or '' when the URL is unsafe or unusable."""
+    url = remove_control_characters(url or "").strip()
+    if not url:
+        return ""
+    absolute = urljoin(base, url) if base else url
+    parts = urlsplit(absolute)
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        return ""
+    return absolute

@@ -1,0 +1,430 @@
+"""The SQLite archive (sqlite-utils): feed state, entries, revisions and full-text search.
+
+Writes are batched: one transaction for a batch of polls, executemany for every statement, so a
+thousand feeds cost a handful of round trips rather than one per entry. Nothing is ever deleted: an
+entry whose content changed has its previous version copied to `entry_revisions` first.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlite_utils import Database
+
+from .dates import to_utc_text
+from .errors import StorageError
+from .migrations import apply_migrations
+from .models import Enclosure, Entry, FeedConfig, FeedState, FeedStatus, PollRecord, StoredEntry, StoreResult
+from .sanitize import html_to_text
+
+T = TypeVar("T")
+BUSY_TIMEOUT_MS = 30_000
+_CHUNK = 500
+_ENTRY_COLUMNS = (
+    "id, feed_url, key, category, title, link, author, summary, content, published, published_utc, updated, "
+    "date_flag, tags, enclosures, content_hash, revision, first_seen, last_seen, changed_at"
+)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _now_text(value: datetime) -> str:
+    return to_utc_text(value)
+
+
+def _enclosures_json(enclosures: tuple[Enclosure, ...]) -> str:
+    return json.dumps([{"url": e.url, "type": e.type, "length": e.length} for e in enclosures], ensure_ascii=False)
+
+
+def search_text(entry: Entry) -> str:
+    return " ".join(part for part in (html_to_text(entry.summary), html_to_text(entry.content)) if part)
+
+
+class Archive:
+    """The archive database. Open with `Archive.open(path)`; use as a context manager to close it."""
+
+    def __init__(self, db: Database, path: Path) -> None:
+        self.db = db
+        self.path = path
+
+    @classmethod
+    def open(cls, path: Path) -> Archive:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
+            db = Database(conn)
+            db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            db.enable_wal()
+            db.execute("PRAGMA synchronous = NORMAL")
+            db.execute("PRAGMA foreign_keys = ON")
+            _retry_locked(lambda: apply_migrations(db))
+        except (sqlite3.Error, OSError) as error:
+            raise StorageError(f"{path}: cannot open archive database: {error}") from None
+        return cls(db, path)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Archive:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    # --- feed state ------------------------------------------------------------------------------
+
+    def feed_states(self, feeds: Iterable[FeedConfig]) -> dict[str, FeedState]:
+        """State for each configured feed; a feed never polled gets a fresh state."""
+        wanted = {feed.url: feed for feed in feeds}
+        states: dict[str, FeedState] = {}
+        urls = list(wanted)
+        for start in range(0, len(urls), _CHUNK):
+            chunk = urls[start : start + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            for row in self.db.execute(
+                "SELECT url, fetch_url, etag, last_modified, body_hash, consecutive_errors, gone "
+                f"FROM feeds WHERE url IN ({marks})",
+                chunk,
+            ).fetchall():
+                states[row[0]] = FeedState(
+                    url=row[0],
+                    fetch_url=row[1],
+                    etag=row[2],
+                    last_modified=row[3],
+                    body_hash=row[4],
+                    consecutive_errors=row[5],
+                    gone=bool(row[6]),
+                )
+        for url in urls:
+            states.setdefault(url, FeedState(url=url, fetch_url=url))
+        return states
+
+    # --- writing ---------------------------------------------------------------------------------
+
+    def record(self, polls: Sequence[PollRecord]) -> list[StoreResult]:
+        """Store a batch of polls in one transaction; results are in the same order as `polls`."""
+
+        def write() -> list[StoreResult]:
+            with self.db.atomic():
+                self._write_feeds(polls)
+                return [self._write_entries(poll) for poll in polls]
+
+        try:
+            return _retry_locked(write)
+        except sqlite3.Error as error:
+            raise StorageError(f"{self.path}: cannot write to archive: {error}") from None
+
+    def _write_feeds(self, polls: Sequence[PollRecord]) -> None:
+        rows = []
+        for poll in polls:
+            fetched = _now_text(poll.fetched_at)
+            ok = poll.status in ("ok", "not_modified", "unchanged")
+            rows.append(
+                {
+                    "url": poll.url,
+                    "category": poll.category,
+                    "fetch_url": poll.fetch_url,
+                    "title": poll.title,
+                    "site_url": poll.site_url,
+                    "format": poll.format,
+                    "etag": poll.etag,
+                    "last_modified": poll.last_modified,
+                    "body_hash": poll.body_hash,
+                    "ttl": poll.ttl,
+                    "max_age": poll.max_age,
+                    "fetched": fetched,
+                    "ok_at": fetched if ok else None,
+                    "status": poll.status,
+                    "http_status": poll.http_status,
+                    "error": poll.error,
+                    "errors": poll.consecutive_errors,
+                    "retry_after": _iso(poll.retry_after_until.astimezone(UTC)) if poll.retry_after_until else None,
+                    "next_due": _iso(poll.next_due_at.astimezone(UTC)) if poll.next_due_at else None,
+                    "gone": int(poll.gone),
+                }
+            )
+        self.db.conn.executemany(
+            """
+            INSERT INTO feeds (url, category, fetch_url, title, site_url, format, etag, last_modified, body_hash,
+                ttl_seconds, max_age_seconds, last_fetched_at, last_ok_at, last_status, last_http_status,
+                last_error, consecutive_errors, retry_after_until, next_due_at, gone, created_at)
+            VALUES (:url, :category, COALESCE(:fetch_url, :url), COALESCE(:title, ''), COALESCE(:site_url, ''),
+                COALESCE(:format, ''), :etag, :last_modified, :body_hash, :ttl, :max_age, :fetched, :ok_at,
+                :status, :http_status, :error, :errors, :retry_after, :next_due, :gone, :fetched)
+            ON CONFLICT (url) DO UPDATE SET
+                category = excluded.category,
+                fetch_url = COALESCE(:fetch_url, feeds.fetch_url),
+                title = COALESCE(:title, feeds.title),
+                site_url = COALESCE(:site_url, feeds.site_url),
+                format = COALESCE(:format, feeds.format),
+                etag = CASE WHEN :status IN ('ok', 'unchanged', 'not_modified') THEN COALESCE(:etag, feeds.etag)
+                            ELSE feeds.etag END,
+                last_modified = CASE WHEN :status IN ('ok', 'unchanged', 'not_modified')
+                            THEN COALESCE(:last_modified, feeds.last_modified) ELSE feeds.last_modified END,
+                body_hash = COALESCE(:body_hash, feeds.body_hash),
+                ttl_seconds = CASE WHEN :status = 'ok' THEN :ttl ELSE feeds.ttl_seconds END,
+                max_age_seconds = CASE WHEN :status IN ('ok', 'unchanged', 'not_modified') THEN :max_age
+                            ELSE feeds.max_age_seconds END,
+                last_fetched_at = :fetched,
+                last_ok_at = COALESCE(:ok_at, feeds.last_ok_at),
+                last_status = :status,
+                last_http_status = :http_status,
+                last_error = :error,
+                consecutive_errors = :errors,
+                retry_after_until = :retry_after,
+                next_due_at = :next_due,
+                gone = :gone
+            """,
+            rows,
+        )
+        # A feed moved to another category in feeds.yaml takes its archived entries along.
+        self.db.conn.executemany(
+            "UPDATE entries SET category = ? WHERE feed_url = ? AND category != ?",
+            [(poll.category, poll.url, poll.category) for poll in polls if poll.entries],
+        )
+
+    def _existing(self, ids: list[str]) -> dict[str, tuple[str, int]]:
+        found: dict[str, tuple[str, int]] = {}
+        for start in range(0, len(ids), _CHUNK):
+            chunk = ids[start : start + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            for entry_id, content_hash, revision in self.db.conn.execute(
+                f"SELECT id, content_hash, revision FROM entries WHERE id IN ({marks})", chunk
+            ):
+                found[entry_id] = (content_hash, revision)
+        return found
+
+    def _write_entries(self, poll: PollRecord) -> StoreResult:
+        if not poll.entries:
+            return StoreResult()
+        now = _now_text(poll.fetched_at)
+        by_id = {entry.id: entry for entry in poll.entries}
+        existing = self._existing(list(by_id))
+        new_rows, changed_rows, seen_ids, fts_rows = [], [], [], []
+        for entry_id, entry in by_id.items():
+            row = self._entry_row(entry_id, poll, entry, now)
+            if entry_id not in existing:
+                new_rows.append(row)
+                fts_rows.append((entry_id, entry.title, search_text(entry)))
+            elif existing[entry_id][0] != entry.content_hash:
+                row["revision"] = existing[entry_id][1] + 1
+                changed_rows.append(row)
+                fts_rows.append((entry_id, entry.title, search_text(entry)))
+            else:
+                seen_ids.append((now, entry_id))
+        conn = self.db.conn
+        if changed_rows:
+            conn.executemany(
+                """
+                INSERT INTO entry_revisions (entry_id, revision, title, link, author, summary, content, published,
+                    updated, tags, enclosures, content_hash, valid_from, superseded_at)
+                SELECT id, revision, title, link, author, summary, content, published, updated, tags, enclosures,
+                    content_hash, changed_at, :last_seen FROM entries WHERE id = :id
+                """,
+                changed_rows,
+            )
+            conn.executemany(
+                """
+                UPDATE entries SET title = :title, link = :link, author = :author, summary = :summary,
+                    content = :content, published = :published, published_utc = :published_utc,
+                    updated = :updated, date_flag = :date_flag, tags = :tags, enclosures = :enclosures,
+                    content_hash = :content_hash, revision = :revision, last_seen = :last_seen,
+                    changed_at = :changed_at, category = :category
+                WHERE id = :id
+                """,
+                changed_rows,
+            )
+            conn.executemany(
+                "DELETE FROM entries_fts WHERE rowid = (SELECT rowid FROM entries WHERE id = ?)",
+                [(row["id"],) for row in changed_rows],
+            )
+        if new_rows:
+            conn.executemany(
+                f"INSERT INTO entries ({_ENTRY_COLUMNS}) VALUES ("
+                + ", ".join(":" + c.strip() for c in _ENTRY_COLUMNS.split(","))
+                + ")",
+                new_rows,
+            )
+        if fts_rows:
+            conn.executemany(
+                "INSERT INTO entries_fts (rowid, title, body) VALUES ((SELECT rowid FROM entries WHERE id = ?), ?, ?)",
+                fts_rows,
+            )
+        if seen_ids:
+            conn.executemany("UPDATE entries SET last_seen = ? WHERE id = ?", seen_ids)
+        return StoreResult(
+            new=len(new_rows),
+            updated=len(changed_rows),
+            new_ids=tuple(row["id"] for row in new_rows),
+            updated_ids=tuple(row["id"] for row in changed_rows),
+        )
+
+    @staticmethod
+    def _entry_row(entry_id: str, poll: PollRecord, entry: Entry, now: str) -> dict[str, Any]:
+        return {
+            "id": entry_id,
+            "feed_url": poll.url,
+            "key": entry.key,
+            "category": poll.category,
+            "title": entry.title,
+            "link": entry.link,
+            "author": entry.author,
+            "summary": entry.summary,
+            "content": entry.content,
+            "published": entry.published.isoformat(),
+            "published_utc": to_utc_text(entry.published),
+            "updated": _iso(entry.updated),
+            "date_flag": entry.date_flag,
+            "tags": json.dumps(list(entry.tags), ensure_ascii=False),
+            "enclosures": _enclosures_json(entry.enclosures),
+            "content_hash": entry.content_hash,
+            "revision": 1,
+            "first_seen": now,
+            "last_seen": now,
+            "changed_at": now,
+        }
+
+    # --- reading ---------------------------------------------------------------------------------
+
+    def entries(
+        self,
+        *,
+        category: str | None = None,
+        feed_url: str | None = None,
+        ids: Sequence[str] | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+        oldest_first: bool = False,
+    ) -> Iterator[StoredEntry]:
+        """Stored entries, newest first (by published date, then id for a stable order)."""
+        where: list[str] = []
+        params: list[Any] = []
+        if category is not None:
+            where.append("e.category = ?")
+            params.append(category)
+        if feed_url is not None:
+            where.append("e.feed_url = ?")
+            params.append(feed_url)
+        if ids is not None:
+            if not ids:
+                return
+            where.append(f"e.id IN ({','.join('?' * len(ids))})")
+            params.extend(ids)
+        order = "ASC" if oldest_first else "DESC"
+        sql = (
+            f"SELECT {', '.join('e.' + c.strip() for c in _ENTRY_COLUMNS.split(','))}, f.title, f.site_url "
+            "FROM entries e JOIN feeds f ON f.url = e.feed_url"
+            + (f" WHERE {' AND '.join(where)}" if where else "")
+            + f" ORDER BY e.published_utc {order}, e.id {order}"
+        )
+        if limit is not None:
+            sql += " LIMIT ? OFFSET ?"
+            params.extend([limit, offset])
+        for row in self.db.conn.execute(sql, params):
+            yield _stored_entry(row)
+
+    def count_entries(self, *, category: str | None = None, feed_url: str | None = None) -> int:
+        if category is not None:
+            return int(self.db.execute("SELECT count(*) FROM entries WHERE category = ?", [category]).fetchone()[0])
+        if feed_url is not None:
+            return int(self.db.execute("SELECT count(*) FROM entries WHERE feed_url = ?", [feed_url]).fetchone()[0])
+        return int(self.db.execute("SELECT count(*) FROM entries").fetchone()[0])
+
+    def count_revisions(self) -> int:
+        return int(self.db.execute("SELECT count(*) FROM entry_revisions").fetchone()[0])
+
+    def feed_statuses(self) -> list[FeedStatus]:
+        rows = self.db.execute(
+            """
+            SELECT f.url, f.category, f.fetch_url, f.title, f.last_fetched_at, f.last_status, f.last_http_status,
+                   f.last_error, f.consecutive_errors, f.next_due_at, f.gone,
+                   (SELECT count(*) FROM entries e WHERE e.feed_url = f.url)
+            FROM feeds f ORDER BY f.category, f.url
+            """
+        ).fetchall()
+        return [
+            FeedStatus(
+                url=r[0],
+                category=r[1],
+                fetch_url=r[2],
+                title=r[3],
+                last_fetched_at=r[4],
+                last_status=r[5],
+                last_http_status=r[6],
+                last_error=r[7],
+                consecutive_errors=r[8],
+                next_due_at=r[9],
+                gone=bool(r[10]),
+                entries=r[11],
+            )
+            for r in rows
+        ]
+
+
+def _stored_entry(row: Sequence[Any]) -> StoredEntry:
+    (
+        entry_id,
+        feed_url,
+        key,
+        category,
+        title,
+        link,
+        author,
+        summary,
+        content,
+        published,
+        _published_utc,
+        updated,
+        date_flag,
+        tags,
+        enclosures,
+        content_hash,
+        revision,
+        first_seen,
+        last_seen,
+        _changed_at,
+        feed_title,
+        feed_site_url,
+    ) = row
+    return StoredEntry(
+        id=entry_id,
+        feed_url=feed_url,
+        category=category,
+        key=key,
+        link=link,
+        title=title,
+        author=author,
+        summary=summary,
+        content=content,
+        published=datetime.fromisoformat(published),
+        updated=datetime.fromisoformat(updated) if updated else None,
+        date_flag=date_flag,
+        tags=tuple(json.loads(tags)),
+        enclosures=tuple(Enclosure(**e) for e in json.loads(enclosures)),
+        content_hash=content_hash,
+        revision=revision,
+        first_seen=datetime.fromisoformat(first_seen),
+        last_seen=datetime.fromisoformat(last_seen),
+        feed_title=feed_title or "",
+        feed_site_url=feed_site_url or "",
+    )
+
+
+def _retry_locked(operation: Callable[[], T], attempts: int = 5) -> T:
+    """Run `operation`, retrying when another process holds the write lock past the busy timeout."""
+    for attempt in range(attempts):
+        try:
+            return operation()
+        except sqlite3.OperationalError as error:
+            if ("locked" not in str(error) and "busy" not in str(error)) or attempt == attempts - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))
+    raise AssertionError("unreachable")
