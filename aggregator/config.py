@@ -20,6 +20,7 @@ from .models import Category, Config, FeedConfig, Settings
 
 _DURATION_PART = re.compile(r"(\d+)\s*([smhdw])")
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+RESERVED_SLUGS = {"all"}
 CATEGORY_SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 
@@ -66,6 +67,13 @@ def _non_negative_int(value: object) -> int:
 
 def _seconds(value: object) -> float:
     return float(parse_duration(value)) if isinstance(value, str) else float(_positive_number(value))
+
+
+def _non_negative_seconds(value: object) -> float:
+    """A duration that may be zero ('0', 0, '0s' switch a delay off)."""
+    if value in (0, "0", "0s") and not isinstance(value, bool):
+        return 0.0
+    return _seconds(value)
 
 
 def _positive_number(value: object) -> float:
@@ -123,6 +131,12 @@ def _base_url(value: object) -> str:
     return url if url.endswith("/") else url + "/"
 
 
+def _port(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 65536:
+        raise ValueError(f"must be a TCP port number (1-65535), got {value!r}")
+    return value
+
+
 # Each setting: how to read it. Adding a setting is adding a field to Settings and a line here.
 SETTING_READERS: dict[str, Callable[[Any], Any]] = {
     "archive_dir": _text,
@@ -140,6 +154,16 @@ SETTING_READERS: dict[str, Callable[[Any], Any]] = {
     "parse_workers": _non_negative_int,
     "parse_timeout": _seconds,
     "publish": _boolean,
+    "feed_entries": _positive_int,
+    "serve_host": _text,
+    "serve_port": _port,
+    "per_host_delay": _non_negative_seconds,
+    "shutdown_grace": _seconds,
+    "adaptive_interval": _boolean,
+    "site_title": _text,
+    "site_language": _text,
+    "site_page_size": _positive_int,
+    "templates_dir": lambda value: Path(_text(value)),
 }
 
 FEED_KEYS = {"url", "category", "title", "tags", "interval", "enabled", "headers", "charset", "timezone"}
@@ -313,6 +337,9 @@ def _read_categories(node: Any, document: Any, problems: _Problems) -> dict[str,
         line = _key_line(node, slug)
         if not isinstance(slug, str) or not CATEGORY_SLUG.match(slug):
             problems.add(line, where, "slug must be lowercase letters, digits, '-' or '_' (at most 64)")
+            continue
+        if slug in RESERVED_SLUGS:
+            problems.add(line, where, f"{slug!r} is reserved (the combined feed of every category)")
             continue
         if body is None:
             body = CommentedMap()

@@ -91,3 +91,43 @@ def m001_initial(db: Database) -> None:
 
 def apply_migrations(db: Database) -> None:
     migrations.apply(db)
+
+
+@migrations()
+def m_search_revisions_fts(db: Database) -> None:
+    """Full-text search over earlier versions of entries (`aggregator search` looks in both tables).
+
+    rowid = entry_revisions.id. The trigger takes the revision's plain text from `entries_fts`: the store
+    copies the old version into entry_revisions before it replaces that entry's search row, so at that
+    moment entries_fts still holds the old text, already converted from HTML by Python. When it does not
+    (a writer that changed that order), the raw HTML is indexed instead: still findable, never lost.
+    """
+    db.executescript(
+        """
+        CREATE VIRTUAL TABLE IF NOT EXISTS revisions_fts USING fts5(title, body, tokenize = 'trigram');
+
+        CREATE TRIGGER IF NOT EXISTS entry_revisions_search AFTER INSERT ON entry_revisions
+        BEGIN
+            INSERT INTO revisions_fts (rowid, title, body) VALUES (
+                new.id,
+                new.title,
+                COALESCE(
+                    (SELECT body FROM entries_fts
+                     WHERE rowid = (SELECT rowid FROM entries WHERE id = new.entry_id)),
+                    new.summary || ' ' || new.content
+                )
+            );
+        END;
+        """
+    )
+    # Revisions stored before this migration: index them from their HTML, converted here in Python.
+    from .sanitize import html_to_text
+
+    rows = db.execute("SELECT id, title, summary, content FROM entry_revisions").fetchall()
+    db.conn.executemany(
+        "INSERT INTO revisions_fts (rowid, title, body) VALUES (?, ?, ?)",
+        [
+            (rid, title, " ".join(p for p in (html_to_text(summary), html_to_text(content)) if p))
+            for rid, title, summary, content in rows
+        ],
+    )

@@ -27,6 +27,17 @@ class Settings:
     parse_workers: int = 0
     parse_timeout: float = 60.0
     publish: bool = True
+    feed_entries: int = 50  # entries per republished feed, and per RFC 5005 archive page
+    serve_host: str = "127.0.0.1"
+    serve_port: int = 8080
+    # Politeness and the daemon (issue 5): at least this long between request starts to one host.
+    per_host_delay: float = 0.0
+    shutdown_grace: float = 30.0  # how long the daemon lets in-flight updates finish on SIGTERM
+    adaptive_interval: bool = True  # stretch the interval of feeds that post rarely (never below `interval`)
+    site_title: str = "Archive"
+    site_language: str = "en"  # the `lang` of the static site's pages
+    site_page_size: int = 50  # entries per category page of the static site
+    templates_dir: Path | None = None  # files here override the bundled site templates (relative to feeds.yaml)
 
     @property
     def database_path(self) -> Path:

@@ -51,7 +51,8 @@ def parse_document(body: bytes, url: str, content_type: str | None = None, chars
     media_type = (content_type or "application/xml").split(";")[0].strip() or "application/xml"
     if media_type.startswith("text/html"):
         media_type = "application/xml"
-    headers = {"content-type": f"{media_type}; charset=utf-8", "content-location": url}
+    # No content-location: feedparser would resolve guids such as "1234" against it, changing identities.
+    headers = {"content-type": f"{media_type}; charset=utf-8"}
     try:
         result = feedparser.parse(
             io.BytesIO(document),

@@ -4,6 +4,7 @@ both call `update_feeds`; a feed's failure is recorded on that feed and never st
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -185,14 +186,21 @@ async def update_feeds(
     *,
     on_outcome: Callable[[UpdateOutcome], None] | None = None,
     skip_gone: bool = True,
+    client: httpx.AsyncClient | None = None,
+    parser: ParserPool | None = None,
+    limiter: HostLimiter | None = None,
 ) -> RunSummary:
-    """Poll `feeds` once each, concurrently, storing results in batches as they arrive."""
+    """Poll `feeds` once each, concurrently, storing results in batches as they arrive.
+
+    A long-running caller (the daemon) passes its own `client`, `parser` and `limiter` so that many calls
+    share one connection pool, one parser process pool and one per-host politeness budget; without
+    them each call makes (and closes) its own."""
     settings = config.settings
     summary = RunSummary()
     states = archive.feed_states(feeds)
     queue: asyncio.Queue[PollRecord | None] = asyncio.Queue()
     global_limit = asyncio.Semaphore(settings.concurrency)
-    limiter = HostLimiter(settings.per_host_concurrency)
+    host_limiter = limiter or HostLimiter(settings.per_host_concurrency, settings.per_host_delay)
 
     def report(outcome: UpdateOutcome) -> None:
         summary.outcomes.append(outcome)
@@ -239,7 +247,7 @@ async def update_feeds(
             return
         async with global_limit:
             try:
-                poll = await _poll(config, feed, state, client, limiter, parser)
+                poll = await _poll(config, feed, state, client, host_limiter, parser)
             except Exception as error:  # a bug in one feed's update must not stop the others
                 log.exception("unexpected failure updating %s", feed.url)
                 poll = PollRecord(
@@ -253,7 +261,11 @@ async def update_feeds(
         await queue.put(poll)
 
     writer_task = asyncio.create_task(writer())
-    async with make_client(settings) as client, ParserPool(settings.parse_workers, settings.parse_timeout) as parser:
+    async with contextlib.AsyncExitStack() as owned:
+        if client is None:
+            client = await owned.enter_async_context(make_client(settings))
+        if parser is None:
+            parser = await owned.enter_async_context(ParserPool(settings.parse_workers, settings.parse_timeout))
         await asyncio.gather(*(one(feed, client, parser) for feed in feeds))
     await queue.put(None)
     await writer_task

@@ -1,0 +1,168 @@
+"""Pure rendering for the static archive: Jinja2 templates in, text out; the only module importing jinja2.
+
+Templates live in `aggregator/templates/`; an operator's `templates_dir` (settings) holds files of the same
+names that win over the bundled ones. `jekyll/*` render the Jekyll tree (posts in the exact shape of the
+archive's sample post), `html/*` the plain-HTML site. Files listed in VERBATIM are Liquid templates for
+Jekyll itself: they are copied as they are, never run through Jinja.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import jinja2
+
+VERBATIM = ("jekyll/_layouts/default.html", "jekyll/_layouts/post.html", "jekyll/_layouts/category.html")
+VERBATIM_TARGETS = {name: name.removeprefix("jekyll/") for name in VERBATIM}
+JEKYLL_INDEX = "jekyll/index.html"
+
+# YAML 1.1 (Jekyll's Psych) and 1.2 words that a plain scalar would turn into a bool, null or number.
+_YAML_SPECIAL_WORDS = re.compile(
+    r"^(?:y|yes|n|no|true|false|on|off|null|~|\.inf|-\.inf|\+\.inf|\.nan|=|<<)$", re.IGNORECASE
+)
+_YAML_NUMBER_LIKE = re.compile(r"^[-+.]?[0-9]")
+_SIMPLE_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\\r", "\0": "\\0"}
+
+
+# --- YAML front matter ---------------------------------------------------------------------------------
+
+
+def _yaml_printable(code: int) -> bool:
+    """The YAML spec's printable set, minus line separators a parser would fold (NEL, LS, PS) and the BOM."""
+    if code in (0x85, 0x2028, 0x2029, 0xFEFF):
+        return False
+    return code == 0x09 or 0x20 <= code <= 0x7E or 0xA0 <= code <= 0xD7FF or 0xE000 <= code <= 0xFFFD or code >= 0x10000
+
+
+def yaml_quote(text: str) -> str:
+    """`text` as a YAML double-quoted scalar that any YAML parser reads back to exactly `text`."""
+    out = []
+    for char in text:
+        code = ord(char)
+        if char in _SIMPLE_ESCAPES:
+            out.append(_SIMPLE_ESCAPES[char])
+        elif _yaml_printable(code):
+            out.append(char)
+        elif code <= 0xFF:
+            out.append(f"\\x{code:02x}")
+        elif code <= 0xFFFF:
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(f"\\U{code:08x}")
+    return '"' + "".join(out) + '"'
+
+
+def _plain_safe(text: str) -> bool:
+    """True when `text` can stand unquoted as a YAML value, read back as the same string by any parser."""
+    if not text or _YAML_SPECIAL_WORDS.match(text) or _YAML_NUMBER_LIKE.match(text):
+        return False
+    # Letters, marks, digits and inner hyphens only: no indicator, separator or space can sneak in.
+    return all(ch == "-" or ch.isalnum() for ch in text) and text[0].isalpha() and not text.endswith("-")
+
+
+def yaml_scalar(text: str) -> str:
+    """Plain when that is safe (as the sample's `categories: zhongguoshuiwubao`), else double-quoted."""
+    return text if _plain_safe(text) else yaml_quote(text)
+
+
+def yaml_tags(tags: Sequence[str]) -> str:
+    """The sample's bare `tags: 中国税务报新闻` for one simple tag; a flow list otherwise.
+
+    Jekyll splits a string `tags:` value on whitespace, so a tag with a space must go in a list.
+    """
+    if len(tags) == 1 and _plain_safe(tags[0]):
+        return tags[0]
+    return "[" + ", ".join(yaml_quote(tag) for tag in tags) + "]"
+
+
+def jekyll_date(value: datetime) -> str:
+    """`2022-03-16 08:54:16 +0800`: the source's own offset, as the sample has it."""
+    return value.strftime("%Y-%m-%d %H:%M:%S %z")
+
+
+def markdown_label(text: str) -> str:
+    """Text safe inside a Markdown link label: brackets and backslashes escaped, no line breaks."""
+    text = " ".join(text.split())
+    return re.sub(r"([\\\[\]])", r"\\\1", text)
+
+
+def autolink_url(url: str) -> str:
+    """A URL safe inside Markdown's `<...>` autolink: no spaces, angle brackets or line breaks."""
+    return quote(url, safe="!#$%&'()*+,/:;=?@[]~-._")
+
+
+# --- URLs inside the plain-HTML site -------------------------------------------------------------------
+
+
+def relative_url(from_page: str, to_path: str) -> str:
+    """A percent-encoded relative link from one site path to another (both relative to the site root).
+
+    Relative links make the site work opened from disk and served under any path.
+    """
+    start = posixpath.dirname(from_page) or "."
+    relative = posixpath.relpath(to_path, start)
+    return quote(relative, safe="/")
+
+
+# --- the renderer --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SiteInfo:
+    title: str
+    language: str
+    base_url: str  # https://host/path/
+    home_url: str  # //host/path/ : the scheme-less form the sample's back links use
+
+
+class Renderer:
+    """Renders the site's templates; `override_dir` files win over the bundled ones."""
+
+    def __init__(self, override_dir: Path | None = None) -> None:
+        loaders: list[jinja2.BaseLoader] = []
+        if override_dir is not None:
+            loaders.append(jinja2.FileSystemLoader(str(override_dir)))
+        loaders.append(jinja2.PackageLoader("aggregator", "templates"))
+        self.env = jinja2.Environment(
+            loader=jinja2.ChoiceLoader(loaders),
+            # HTML pages escape every value; Jekyll files quote through the YAML filters instead.
+            autoescape=lambda name: bool(name) and str(name).startswith("html/"),
+            undefined=jinja2.StrictUndefined,
+            keep_trailing_newline=False,  # the sample post ends without a newline
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        self.env.filters.update(
+            yaml_quote=yaml_quote,
+            yaml_scalar=yaml_scalar,
+            yaml_tags=yaml_tags,
+            jekyll_date=jekyll_date,
+            markdown_label=markdown_label,
+            autolink_url=autolink_url,
+        )
+
+    def render(self, name: str, **context: Any) -> str:
+        try:
+            return self.env.get_template(name).render(**context)
+        except jinja2.TemplateError as error:
+            raise TemplateProblem(f"template {name}: {error}") from None
+
+    def source(self, name: str) -> str:
+        """A template's text as it is (for Jekyll's own Liquid layouts)."""
+        loader = self.env.loader
+        assert loader is not None
+        try:
+            return loader.get_source(self.env, name)[0]
+        except jinja2.TemplateNotFound:
+            raise TemplateProblem(f"template {name} not found") from None
+
+
+class TemplateProblem(Exception):
+    """A template is missing or broken; site.py turns it into the project's error type."""

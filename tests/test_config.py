@@ -1,0 +1,149 @@
+"""feeds.yaml validation: every problem is one line naming the file, the line and the field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from aggregator.cli import main
+from aggregator.config import load_config, parse_duration, parse_size
+from aggregator.errors import ConfigError
+
+GOOD = """\
+settings:
+  archive_dir: data/archive
+  base_url: https://example.org/
+  default_interval: 30m
+  min_interval: 5m
+  max_interval: 1d
+  max_body_bytes: 5MB
+categories:
+  zhongguoshuiwubao:
+    title: 中国税务报新闻
+    tags: [中国税务报新闻]
+  tech:
+    title: Tech
+    description: Engineering blogs
+feeds:
+  - url: https://example.org/feed.xml
+    category: zhongguoshuiwubao
+    interval: 15m
+  - url: http://example.com/atom
+    category: tech
+    title: Example
+    tags: [a, b]
+    enabled: false
+    headers: {Authorization: Bearer x}
+    charset: gbk
+    timezone: Asia/Shanghai
+"""
+
+
+def test_good_config_loads_with_defaults_and_relative_paths(tmp_path: Path) -> None:
+    path = tmp_path / "feeds.yaml"
+    path.write_text(GOOD, encoding="utf-8")
+    config = load_config(path)
+    assert config.settings.archive_dir == (tmp_path / "data" / "archive").resolve()
+    assert config.settings.database_path.name == "aggregator.db"
+    assert config.settings.max_body_bytes == 5 * 1024 * 1024
+    assert config.settings.min_interval == 300 and config.settings.max_interval == 86400
+    assert config.categories["zhongguoshuiwubao"].title == "中国税务报新闻"
+    first, second = config.feeds
+    assert first.interval == 900 and first.enabled and first.line == 16
+    assert config.feed_tags(first) == ("中国税务报新闻",)
+    assert second.tags == ("a", "b") and not second.enabled
+    assert second.headers == (("Authorization", "Bearer x"),)
+    assert second.charset == "gbk" and second.timezone == "Asia/Shanghai"
+    assert "aggregator" in config.settings.user_agent and "http" in config.settings.user_agent
+
+
+@pytest.mark.parametrize(
+    ("snippet", "expected"),
+    [
+        ("  - url: https://a.example/x\n    category: tech\n    colour: red\n", ":11: feeds[1].colour: unknown key"),
+        ("  - category: tech\n", ":9: feeds[1].url: missing"),
+        ("  - url: ftp://a.example/x\n    category: tech\n", ":9: feeds[1].url: unsupported URL scheme 'ftp'"),
+        ("  - url: https://a.example/x\n    category: nope\n", ":10: feeds[1].category: unknown category 'nope'"),
+        ("  - url: https://example.org/feed.xml\n    category: tech\n", ":9: feeds[1].url: duplicate feed"),
+        ("  - url: https://a.example/x\n    category: tech\n    interval: soon\n", ":11: feeds[1].interval: not a duration"),
+        ("  - url: https://a.example/x\n    category: tech\n    charset: klingon\n", "unknown character encoding"),
+        ("  - url: https://a.example/x\n    category: tech\n    timezone: Mars/Base\n", "unknown time zone"),
+    ],
+)
+def test_each_problem_is_one_line_with_file_line_and_field(tmp_path: Path, snippet: str, expected: str) -> None:
+    base = (
+        "settings:\n  base_url: https://example.org/\ncategories:\n  tech: {title: Tech}\n"
+        "feeds:\n  - url: https://example.org/feed.xml\n    category: tech\n\n"
+    )
+    path = tmp_path / "feeds.yaml"
+    path.write_text(base + snippet, encoding="utf-8")
+    with pytest.raises(ConfigError) as raised:
+        load_config(path)
+    message = str(raised.value)
+    assert len(message.splitlines()) == 1
+    assert message.startswith(str(path))
+    assert expected in message
+
+
+def test_unknown_setting_and_bad_interval_bounds(tmp_path: Path) -> None:
+    path = tmp_path / "feeds.yaml"
+    path.write_text("settings:\n  min_interval: 2d\n  max_interval: 1d\n  colour: red\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as raised:
+        load_config(path)
+    lines = str(raised.value).splitlines()
+    assert any(":4: settings.colour: unknown setting" in line for line in lines)
+    assert any("settings.min_interval: must not exceed max_interval" in line for line in lines)
+
+
+def test_yaml_syntax_error_names_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "feeds.yaml"
+    path.write_text("feeds:\n  - url: [unclosed\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"feeds.yaml:\d+: YAML syntax error"):
+        load_config(path)
+
+
+def test_reserved_and_invalid_category_slugs(tmp_path: Path) -> None:
+    path = tmp_path / "feeds.yaml"
+    path.write_text("categories:\n  all: {}\n  Bad Slug: {}\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as raised:
+        load_config(path)
+    text = str(raised.value)
+    assert "categories.all: 'all' is reserved" in text
+    assert "categories.Bad Slug: slug must be" in text
+
+
+def test_cli_exits_2_without_traceback_on_bad_config(tmp_path: Path) -> None:
+    path = tmp_path / "feeds.yaml"
+    path.write_text("feeds:\n  - url: gopher://x\n    category: none\n", encoding="utf-8")
+    result = CliRunner().invoke(main, ["--config", str(path), "fetch-now"])
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output
+    assert "feeds[0].url: unsupported URL scheme 'gopher'" in result.output
+
+
+def test_missing_config_file_is_a_config_error(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["--config", str(tmp_path / "nope.yaml"), "fetch-now"])
+    assert result.exit_code == 2
+    assert "config file not found" in result.output
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("90s", 90), ("15m", 900), ("2h", 7200), ("1d", 86400), (45, 45), ("1h30m", 5400)]
+)
+def test_durations(text: object, seconds: int) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["0", "-5m", "soon", "", True, None, "5x"])
+def test_bad_durations(text: object) -> None:
+    with pytest.raises(ValueError):
+        parse_duration(text)
+
+
+def test_sizes() -> None:
+    assert parse_size("20MB") == 20 * 1024 * 1024
+    assert parse_size(1000) == 1000
+    with pytest.raises(ValueError):
+        parse_size("lots")

@@ -1,0 +1,285 @@
+"""The core loop end to end: a real HTTP server on 127.0.0.1, real feedparser, a real SQLite file."""
+
+from __future__ import annotations
+
+import gzip
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+from click.testing import CliRunner
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+from aggregator.cli import main
+from aggregator.models import Config
+from aggregator.store import Archive
+
+from .conftest import run_update, write_config
+from .feeds import item, rss
+
+
+def rows(config: Config, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+    with sqlite3.connect(config.settings.database_path) as db:
+        return db.execute(sql, params).fetchall()
+
+
+def test_archives_entries_and_second_run_is_all_304_and_writes_nothing(
+    httpserver: HTTPServer, make_config: Callable[..., Config]
+) -> None:
+    body = rss([item(1), item(2), item(3)])
+    seen_conditional: list[str | None] = []
+
+    def handler(request: Request) -> Response:
+        seen_conditional.append(request.headers.get("If-None-Match"))
+        if request.headers.get("If-None-Match") == '"v1"':
+            return Response(status=304, headers={"ETag": '"v1"'})
+        return Response(body, content_type="application/rss+xml", headers={"ETag": '"v1"'})
+
+    httpserver.expect_request("/feed.xml").respond_with_handler(handler)
+    config = make_config([{"url": httpserver.url_for("/feed.xml"), "category": "news"}])
+    first = run_update(config)
+    assert [o.status for o in first.outcomes] == ["ok"]
+    assert first.new == 3
+    before = rows(config, "SELECT id, last_seen, changed_at FROM entries ORDER BY id")
+    second = run_update(config)
+    assert [o.status for o in second.outcomes] == ["not_modified"]
+    assert second.new == 0 and second.updated == 0
+    assert seen_conditional == [None, '"v1"']
+    assert rows(config, "SELECT id, last_seen, changed_at FROM entries ORDER BY id") == before
+    assert rows(config, "SELECT count(*) FROM entry_revisions") == [(0,)]
+    assert rows(config, "SELECT last_status, etag, consecutive_errors FROM feeds") == [("not_modified", '"v1"', 0)]
+
+
+def test_last_modified_is_sent_back(httpserver: HTTPServer, make_config: Callable[..., Config]) -> None:
+    stamp = "Wed, 16 Mar 2022 08:54:16 GMT"
+    got: list[str | None] = []
+
+    def handler(request: Request) -> Response:
+        got.append(request.headers.get("If-Modified-Since"))
+        if request.headers.get("If-Modified-Since") == stamp:
+            return Response(status=304)
+        return Response(rss([item(1)]), content_type="application/rss+xml", headers={"Last-Modified": stamp})
+
+    httpserver.expect_request("/f").respond_with_handler(handler)
+    config = make_config([{"url": httpserver.url_for("/f"), "category": "news"}])
+    run_update(config)
+    assert run_update(config).outcomes[0].status == "not_modified"
+    assert got == [None, stamp]
+
+
+def test_same_body_without_validators_is_not_parsed_again(
+    httpserver: HTTPServer, make_config: Callable[..., Config]
+) -> None:
+    httpserver.expect_request("/f").respond_with_data(rss([item(1)]), content_type="application/rss+xml")
+    config = make_config([{"url": httpserver.url_for("/f"), "category": "news"}])
+    assert run_update(config).outcomes[0].status == "ok"
+    assert run_update(config).outcomes[0].status == "unchanged"
+
+
+def test_edited_entry_keeps_its_previous_version_as_a_revision(
+    httpserver: HTTPServer, make_config: Callable[..., Config]
+) -> None:
+    versions = [rss([item(1), item(2)]), rss([item(1, title="Item 1 (corrected)"), item(2)]), rss([item(2)])]
+    httpserver.expect_request("/f").respond_with_handler(
+        lambda request: Response(versions.pop(0), content_type="application/rss+xml")
+    )
+    config = make_config([{"url": httpserver.url_for("/f"), "category": "news"}])
+    assert run_update(config).new == 2
+    second = run_update(config)
+    assert (second.new, second.updated) == (0, 1)
+    assert rows(config, "SELECT title, revision FROM entries WHERE key = 'id-1'") == [("Item 1 (corrected)", 2)]
+    assert rows(config, "SELECT title, revision FROM entry_revisions") == [("Item 1", 1)]
+    third = run_update(config)  # the source dropped item 1: the archive keeps it
+    assert (third.new, third.updated) == (0, 0)
+    assert rows(config, "SELECT count(*) FROM entries") == [(2,)]
+
+
+def test_one_failing_feed_does_not_stop_the_others(httpserver: HTTPServer, make_config: Callable[..., Config]) -> None:
+    httpserver.expect_request("/ok").respond_with_data(rss([item(1)]), content_type="application/rss+xml")
+    httpserver.expect_request("/broken").respond_with_data("oops", status=500)
+    httpserver.expect_request("/html").respond_with_data(
+        "<!DOCTYPE html><html><body>Not here</body></html>", content_type="text/html"
+    )
+    httpserver.expect_request("/empty").respond_with_data(b"", content_type="application/rss+xml")
+    config = make_config(
+        [
+            {"url": httpserver.url_for("/broken"), "category": "news"},
+            {"url": httpserver.url_for("/ok"), "category": "news"},
+            {"url": httpserver.url_for("/html"), "category": "news"},
+            {"url": httpserver.url_for("/empty"), "category": "news"},
+            {"url": "http://127.0.0.1:9/closed-port", "category": "news"},
+        ]
+    )
+    summary = run_update(config)
+    by_url = {o.url.rsplit("/", 1)[-1]: o for o in summary.outcomes}
+    assert by_url["ok"].status == "ok" and by_url["ok"].new == 1
+    assert by_url["broken"].error == "HTTP 500 INTERNAL SERVER ERROR"
+    assert "not a feed: the server sent an HTML page" in by_url["html"].error
+    assert "empty body" in by_url["empty"].error
+    assert by_url["closed-port"].error.startswith("connection failed")
+    errors = dict(rows(config, "SELECT url, consecutive_errors FROM feeds WHERE last_status = 'error'"))
+    assert len(errors) == 4 and set(errors.values()) == {1}
+    run_update(config)
+    assert set(dict(rows(config, "SELECT url, consecutive_errors FROM feeds WHERE last_status = 'error'")).values()) == {
+        2
+    }
+
+
+def test_permanent_redirect_moves_the_feed_temporary_does_not(
+    httpserver: HTTPServer, make_config: Callable[..., Config]
+) -> None:
+    httpserver.expect_request("/old").respond_with_data("", status=301, headers={"Location": "/new"})
+    httpserver.expect_request("/new").respond_with_data(rss([item(1)]), content_type="application/rss+xml")
+    httpserver.expect_request("/temp").respond_with_data("", status=302, headers={"Location": "/new2"})
+    httpserver.expect_request("/new2").respond_with_data(rss([item(2)]), content_type="application/rss+xml")
+    config = make_config(
+        [{"url": httpserver.url_for("/old"), "category": "news"}, {"url": httpserver.url_for("/temp"), "category": "news"}]
+    )
+    summary = run_update(config)
+    assert {o.url: o.moved_to for o in summary.outcomes} == {
+        httpserver.url_for("/old"): httpserver.url_for("/new"),
+        httpserver.url_for("/temp"): None,
+    }
+    assert dict(rows(config, "SELECT url, fetch_url FROM feeds")) == {
+        httpserver.url_for("/old"): httpserver.url_for("/new"),
+        httpserver.url_for("/temp"): httpserver.url_for("/temp"),
+    }
+    # The entry keeps the identity of the configured URL: a move creates no duplicates.
+    run_update(config)
+    assert rows(config, "SELECT count(*) FROM entries") == [(2,)]
+
+
+def test_redirect_loop_and_too_many_redirects(httpserver: HTTPServer, make_config: Callable[..., Config]) -> None:
+    httpserver.expect_request("/a").respond_with_data("", status=302, headers={"Location": "/b"})
+    httpserver.expect_request("/b").respond_with_data("", status=302, headers={"Location": "/a"})
+    for n in range(10):
+        httpserver.expect_request(f"/chain{n}").respond_with_data("", status=307, headers={"Location": f"/chain{n + 1}"})
+    config = make_config(
+        [{"url": httpserver.url_for("/a"), "category": "news"}, {"url": httpserver.url_for("/chain0"), "category": "news"}]
+    )
+    errors = sorted(o.error for o in run_update(config).outcomes)
+    assert errors[0].startswith("redirect loop")
+    assert errors[1] == "too many redirects (more than 5)"
+
+
+def test_gone_stops_polling_and_retry_after_is_recorded(
+    httpserver: HTTPServer, make_config: Callable[..., Config]
+) -> None:
+    httpserver.expect_request("/gone").respond_with_data("", status=410)
+    httpserver.expect_request("/busy").respond_with_data("", status=429, headers={"Retry-After": "3600"})
+    config = make_config(
+        [{"url": httpserver.url_for("/gone"), "category": "news"}, {"url": httpserver.url_for("/busy"), "category": "news"}]
+    )
+    summary = run_update(config)
+    assert {o.status for o in summary.outcomes} == {"gone", "error"}
+    busy = next(o for o in summary.outcomes if o.url.endswith("/busy"))
+    assert busy.error == "HTTP 429 TOO MANY REQUESTS (Retry-After 3600s)"
+    ((until, due),) = rows(config, "SELECT retry_after_until, next_due_at FROM feeds WHERE url LIKE '%busy'")
+    assert until is not None and due >= until
+    second = run_update(config)
+    assert next(o for o in second.outcomes if o.url.endswith("/gone")).status == "skipped"
+    assert len([r for r in httpserver.log if r[0].path == "/gone"]) == 1
+
+
+def test_body_size_limit_applies_to_the_decoded_body(httpserver: HTTPServer, make_config: Callable[..., Config]) -> None:
+    bomb = gzip.compress(b"<rss>" + b" " * (8 * 1024 * 1024))
+    httpserver.expect_request("/bomb").respond_with_data(
+        bomb, content_type="application/rss+xml", headers={"Content-Encoding": "gzip"}
+    )
+    small = gzip.compress(rss([item(1)]))
+    httpserver.expect_request("/small").respond_with_data(
+        small, content_type="application/rss+xml", headers={"Content-Encoding": "gzip"}
+    )
+    config = make_config(
+        [{"url": httpserver.url_for("/bomb"), "category": "news"}, {"url": httpserver.url_for("/small"), "category": "news"}],
+        max_body_bytes="1MB",
+    )
+    outcomes = {o.url.rsplit("/", 1)[-1]: o for o in run_update(config).outcomes}
+    assert outcomes["bomb"].error == "body larger than the 1 MiB limit (max_body_bytes)"
+    assert outcomes["small"].status == "ok"
+
+
+def test_gbk_feed_with_lying_header_keeps_chinese_text(httpserver: HTTPServer, make_config: Callable[..., Config]) -> None:
+    title = "“四维”发力 确保征管改革见成效"
+    declared = rss([item(1, title=title)], encoding="gbk")
+    undeclared = declared.replace(b' encoding="gbk"', b"")
+    httpserver.expect_request("/declared").respond_with_data(declared, content_type="application/xml")
+    # GB2312 bytes served as UTF-8 with no XML declaration: must not become mojibake.
+    httpserver.expect_request("/lying").respond_with_data(undeclared, content_type="text/xml; charset=utf-8")
+    config = make_config(
+        [
+            {"url": httpserver.url_for("/declared"), "category": "news"},
+            {"url": httpserver.url_for("/lying"), "category": "news"},
+        ]
+    )
+    run_update(config)
+    assert rows(config, "SELECT DISTINCT title FROM entries") == [(title,)]
+    assert rows(config, "SELECT DISTINCT published FROM entries") == [("2022-03-16T08:01:16+08:00",)]
+
+
+def test_charset_override(httpserver: HTTPServer, make_config: Callable[..., Config]) -> None:
+    body = rss([item(1, title="繁體中文標題")], encoding="big5").replace(b' encoding="big5"', b' encoding="utf-8"')
+    httpserver.expect_request("/big5").respond_with_data(body, content_type="application/xml; charset=utf-8")
+    config = make_config([{"url": httpserver.url_for("/big5"), "category": "news", "charset": "big5"}])
+    run_update(config)
+    assert rows(config, "SELECT title FROM entries") == [("繁體中文標題",)]
+
+
+def test_duplicate_ids_in_one_document_do_not_crash(httpserver: HTTPServer, make_config: Callable[..., Config]) -> None:
+    body = rss([item(1), item(1, title="same id again"), item(2)])
+    httpserver.expect_request("/dup").respond_with_data(body, content_type="application/rss+xml")
+    config = make_config([{"url": httpserver.url_for("/dup"), "category": "news"}])
+    summary = run_update(config)
+    assert summary.outcomes[0].status == "ok" and summary.new == 2
+
+
+def test_fetch_now_cli_summary_and_exit_codes(httpserver: HTTPServer, tmp_path: Path) -> None:
+    httpserver.expect_request("/ok").respond_with_data(rss([item(1), item(2)]), content_type="application/rss+xml")
+    httpserver.expect_request("/missing").respond_with_data("nope", status=404)
+    path = write_config(
+        tmp_path,
+        [
+            {"url": httpserver.url_for("/ok"), "category": "news"},
+            {"url": httpserver.url_for("/missing"), "category": "tech"},
+        ],
+        publish=False,
+    )
+    runner = CliRunner()
+    result = runner.invoke(main, ["--config", str(path), "fetch-now"])
+    assert result.exit_code == 0, result.output
+    assert "Polled 2 feeds" in result.output
+    assert "1 ok, 0 not modified, 1 failed" in result.output
+    assert "2 new entries" in result.output
+    assert f"{httpserver.url_for('/missing')}: HTTP 404 NOT FOUND" in result.output
+    only_tech = runner.invoke(main, ["--config", str(path), "fetch-now", "--category", "tech"])
+    assert only_tech.exit_code == 1  # nothing could be fetched
+    assert "error: no feed could be fetched" in only_tech.output
+    named = runner.invoke(main, ["--config", str(path), "fetch-now", httpserver.url_for("/ok")])
+    assert named.exit_code == 0 and "Polled 1 feeds" in named.output
+    unknown = runner.invoke(main, ["--config", str(path), "fetch-now", "--category", "nope"])
+    assert unknown.exit_code == 2
+
+
+def test_unwritable_archive_exits_1(httpserver: HTTPServer, tmp_path: Path) -> None:
+    httpserver.expect_request("/ok").respond_with_data(rss([item(1)]), content_type="application/rss+xml")
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where the archive folder should be")
+    path = write_config(tmp_path, [{"url": httpserver.url_for("/ok"), "category": "news"}], archive_dir="blocker/sub")
+    result = CliRunner().invoke(main, ["--config", str(path), "fetch-now"])
+    assert result.exit_code == 1
+    assert "cannot open archive database" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_archive_schema_is_readable(httpserver: HTTPServer, make_config: Callable[..., Config]) -> None:
+    httpserver.expect_request("/f").respond_with_data(rss([item(1)]), content_type="application/rss+xml")
+    config = make_config([{"url": httpserver.url_for("/f"), "category": "news"}])
+    run_update(config)
+    with Archive.open(config.settings.database_path) as archive:
+        assert {"feeds", "entries", "entry_revisions", "entries_fts"} <= set(archive.db.table_names())
+        assert archive.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        (entry,) = list(archive.entries())
+        assert entry.published.isoformat() == "2022-03-16T08:01:16+08:00"
+        hits = archive.db.execute("SELECT rowid FROM entries_fts WHERE entries_fts MATCH 'Body'").fetchall()
+        assert len(hits) == 1

@@ -1,0 +1,163 @@
+"""The pure normaliser: identity, dates with their offset, safe HTML, plain titles, JSON Feed."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from aggregator.errors import ParseError
+from aggregator.models import RawEntry, RawFeed, RawText
+from aggregator.normalize import entry_identity, normalize_entry, normalize_feed
+from aggregator.parse import parse_document
+
+from .feeds import item, rss
+
+NOW = datetime(2024, 1, 1, 12, 0, tzinfo=UTC)
+
+
+def normalise(raw: RawEntry, **kwargs: object) -> object:
+    options = {"feed_url": "https://f.example/feed", "document_url": "https://f.example/feed", "site_url": ""}
+    options.update(kwargs)
+    return normalize_entry(raw, fetched_at=NOW, **options)  # type: ignore[arg-type]
+
+
+def test_identity_prefers_guid_then_link_then_content_hash() -> None:
+    with_id = normalise(RawEntry(id="1234", link="https://x/1", title=RawText("t")))
+    assert with_id.key == "1234"
+    assert with_id.id == entry_identity("https://f.example/feed", "1234")
+    assert normalise(RawEntry(link="https://x/1", title=RawText("t"))).key == "https://x/1"
+    a = normalise(RawEntry(title=RawText("t"), content=RawText("<p>c</p>")))
+    b = normalise(RawEntry(title=RawText("t"), content=RawText("<p>c</p>")))
+    assert a.key == b.key and a.key.startswith("sha256:")
+
+
+def test_dates_keep_the_source_offset_and_missing_or_absurd_dates_are_flagged() -> None:
+    entry = normalise(RawEntry(id="a", published="Wed, 16 Mar 2022 08:54:16 +0800"))
+    assert entry.published.isoformat() == "2022-03-16T08:54:16+08:00" and entry.date_flag == ""
+    assert normalise(RawEntry(id="a")).date_flag == "missing"
+    future = normalise(RawEntry(id="a", published="2999-01-01T00:00:00Z"))
+    assert future.published == NOW and future.date_flag == "future"
+    ancient = normalise(RawEntry(id="a", published="0001-01-01T00:00:00Z"))
+    assert ancient.published == NOW and ancient.date_flag == "ancient"
+    fallback = normalise(RawEntry(id="a", published="some odd text", published_parsed=NOW - timedelta(days=1)))
+    assert fallback.published == NOW - timedelta(days=1)
+
+
+def test_naive_dates_use_the_feed_timezone() -> None:
+    entry = normalise(RawEntry(id="a", published="2022-03-16 08:54:16"), naive_zone=ZoneInfo("Asia/Shanghai"))
+    assert entry.published.isoformat() == "2022-03-16T08:54:16+08:00"
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        '<a href="JaVaScRiPt&#58;alert(1)">x</a>',
+        '<form action="javascript:alert(1)"><button>go</button></form>',
+        "<script>alert(1)</script>",
+        '<img src=x onerror="alert(1)">',
+        '<a href="  javascript:alert(1)">x</a>',
+        '<iframe src="https://evil.example"></iframe>',
+        '<svg onload="alert(1)"></svg>',
+        '<a href="data:text/html;base64,PHNjcmlwdD4=">x</a>',
+        '<div style="background:url(javascript:alert(1))">x</div>',
+    ],
+)
+def test_html_is_sanitised(hostile: str) -> None:
+    entry = normalise(RawEntry(id="a", content=RawText(hostile), summary=RawText(hostile)))
+    for text in (entry.content, entry.summary):
+        lowered = text.lower()
+        assert "javascript" not in lowered and "<script" not in lowered and "onerror" not in lowered
+        assert "<form" not in lowered and "<iframe" not in lowered and "data:" not in lowered and "style=" not in lowered
+
+
+def test_links_are_absolute_and_only_http() -> None:
+    entry = normalise(
+        RawEntry(id="a", link="javascript:alert(1)", content=RawText('<a href="../x">x</a><img src="i.png">')),
+        site_url="https://site.example/blog/",
+    )
+    assert entry.link == ""
+    assert 'href="https://site.example/x"' in entry.content
+    assert 'src="https://site.example/blog/i.png"' in entry.content
+    relative = normalise(RawEntry(id="b", link="/post/1"), site_url="https://site.example/blog/")
+    assert relative.link == "https://site.example/post/1"
+
+
+def test_titles_are_plain_text_without_control_characters() -> None:
+    entry = normalise(RawEntry(id="a", title=RawText("Bad\x00\x01\x1b title <script>x</script>&amp; <b>bold</b>")))
+    assert entry.title == "Bad title & bold"
+    text_title = normalise(RawEntry(id="b", title=RawText("<script>alert(1)</script>Hi", type="text/plain")))
+    assert "<script" not in text_title.title
+
+
+def test_plain_text_content_is_escaped() -> None:
+    entry = normalise(RawEntry(id="a", content=RawText("a <script>x</script>\n\nsecond", type="text/plain")))
+    assert entry.content == "<p>a &lt;script&gt;x&lt;/script&gt;</p>\n<p>second</p>"
+
+
+def test_duplicate_ids_keep_the_first() -> None:
+    feed = RawFeed(format="RSS 2.0", entries=(RawEntry(id="1", title=RawText("first")), RawEntry(id="1", title=RawText("second"))))
+    parsed = normalize_feed(feed, feed_url="https://f.example/feed", fetched_at=NOW)
+    assert [e.title for e in parsed.entries] == ["first"] and parsed.duplicates == 1
+
+
+def test_json_feed() -> None:
+    document = {
+        "version": "https://jsonfeed.org/version/1.1",
+        "title": "JSON",
+        "home_page_url": "https://j.example/",
+        "authors": [{"name": "Feed Author"}],
+        "items": [
+            {
+                "id": 1,
+                "url": "https://j.example/1",
+                "title": "标题",
+                "content_html": "<p>hi<script>x</script></p>",
+                "date_published": "2022-03-16T08:54:16+08:00",
+                "tags": ["t"],
+                "attachments": [{"url": "https://j.example/a.mp3", "mime_type": "audio/mpeg", "size_in_bytes": 5}],
+            },
+            {"id": "2", "content_text": "plain & simple", "date_modified": "2022-03-17T00:00:00Z"},
+        ],
+    }
+    raw = parse_document(json.dumps(document).encode(), "https://j.example/feed.json")
+    parsed = normalize_feed(raw, feed_url="https://j.example/feed.json", fetched_at=NOW)
+    first, second = parsed.entries
+    assert parsed.format == "JSON Feed 1.1"
+    assert (first.key, first.title, first.content, first.author) == ("1", "标题", "<p>hi</p>", "Feed Author")
+    assert first.published.isoformat() == "2022-03-16T08:54:16+08:00"
+    assert first.enclosures[0].url == "https://j.example/a.mp3" and first.tags == ("t",)
+    assert second.content == "<p>plain &amp; simple</p>"
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"", "empty body"),
+        (b"   \n", "empty body"),
+        (b"<!DOCTYPE html><html><body>x</body></html>", "HTML page"),
+        (b'{"not": "a feed"}', "JSON without a jsonfeed.org version"),
+        (b"{" * 10000, "nested deeper"),
+        (b"\x00\x01\x02binary garbage\xff\xfe", "not a feed"),
+    ],
+)
+def test_not_a_feed(body: bytes, message: str) -> None:
+    with pytest.raises(ParseError, match=message):
+        parse_document(body, "https://f.example/feed")
+
+
+def test_feedparser_never_opens_a_path_or_url_given_as_body(tmp_path: object) -> None:
+    for body in (b"/etc/passwd", b"http://127.0.0.1:9/feed.xml", b"file:///etc/passwd"):
+        with pytest.raises(ParseError):
+            parse_document(body, "https://f.example/feed")
+
+
+def test_surrogate_character_reference_does_not_raise() -> None:
+    body = rss([item(1, title="bad &#xD800; ref")]).replace(b"&amp;#xD800;", b"&#xD800;")
+    try:
+        parsed = normalize_feed(parse_document(body, "https://f.example/"), feed_url="https://f.example/", fetched_at=NOW)
+    except ParseError:
+        return
+    assert all("\ud800" not in e.title for e in parsed.entries)
