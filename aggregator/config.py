@@ -153,7 +153,10 @@ SETTING_READERS: dict[str, Callable[[Any], Any]] = {
     "per_host_concurrency": _positive_int,
     "parse_workers": _non_negative_int,
     "parse_timeout": _seconds,
+    "parse_memory_limit": parse_size,
     "publish": _boolean,
+    "allow_hosts": lambda value: tuple(h.lower() for h in _string_list(value)),
+    "strict_network": _boolean,
     "feed_entries": _positive_int,
     "serve_host": _text,
     "serve_port": _port,
@@ -163,6 +166,7 @@ SETTING_READERS: dict[str, Callable[[Any], Any]] = {
     "site_title": _text,
     "site_language": _text,
     "site_page_size": _positive_int,
+    "site_timezone": lambda value: _timezone(value),  # defined below, with the feed readers
     "templates_dir": lambda value: Path(_text(value)),
 }
 

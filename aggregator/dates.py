@@ -11,6 +11,7 @@ from .models import DateFlag
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 FUTURE_TOLERANCE = timedelta(days=1)
 _ISO_SPACE = re.compile(r"^(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?)\s*(.*)$")
+_FOUR_DIGIT_YEAR = re.compile(r"\b(\d{4})\b")
 _ISO_OFFSET = re.compile(r"^(?:Z|UTC|GMT|[+-]\d{2}(?::?\d{2})?)$", re.IGNORECASE)
 
 
@@ -61,6 +62,14 @@ def _parse_rfc822(text: str) -> datetime | None:
         parsed = email.utils.parsedate_to_datetime(text)
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
+    # email.utils reads years below 100 as 19xx/20xx (RFC 2822's obsolete two-digit years) even when
+    # written with four digits: "0001" must stay year 1, for the clamp to see it as absurd.
+    written = _FOUR_DIGIT_YEAR.search(text)
+    if written and int(written.group(1)) != parsed.year:
+        try:
+            parsed = parsed.replace(year=int(written.group(1)))
+        except ValueError:
+            return None
     return parsed
 
 

@@ -19,6 +19,7 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 
 from .models import FeedConfig, FeedState, Fetched, FetchFailure, FetchResult, NotModified, Settings
+from .netguard import refusal
 
 ACCEPT = (
     "application/atom+xml, application/rss+xml, application/feed+json, application/json;q=0.9, "
@@ -189,16 +190,6 @@ def _size_text(size: int) -> str:
     return f"{size} bytes"
 
 
-def redirect_refusal(from_url: str, to_url: str) -> str | None:
-    """Why a redirect target is refused, or None. Only http(s) targets are ever followed."""
-    scheme = urlsplit(to_url).scheme.lower()
-    if scheme not in ("http", "https"):
-        return f"refused redirect from {from_url} to non-HTTP URL {to_url}"
-    if not urlsplit(to_url).hostname:
-        return f"refused redirect from {from_url} to URL without host {to_url!r}"
-    return None
-
-
 async def fetch_feed(
     client: httpx.AsyncClient,
     feed: FeedConfig,
@@ -238,7 +229,12 @@ async def _fetch(
     permanent_url: str | None = None
     all_permanent = True
     visited = {url}
-    for _hop in range(settings.max_redirects + 1):
+    allow_hosts = frozenset(h.lower() for h in settings.allow_hosts)
+    for hop in range(settings.max_redirects + 1):
+        if hop > 0 or url != feed.url or settings.strict_network:
+            refused = await refusal(url, feed.url, allow_hosts, settings.strict_network)
+            if refused:
+                return FetchFailure(refused, permanent_url=permanent_url if hop else None)
         async with limiter.slot(url), client.stream("GET", url, headers=headers) as response:
             status = response.status_code
             if status in _PERMANENT or status in _TEMPORARY:
@@ -246,9 +242,6 @@ async def _fetch(
                 if not location:
                     return FetchFailure(f"HTTP {status} redirect without a Location header", status=status)
                 target = urljoin(url, location.strip())
-                refusal = redirect_refusal(url, target)
-                if refusal:
-                    return FetchFailure(refusal, status=status)
                 if target in visited:
                     return FetchFailure(f"redirect loop: {url} -> {target}", status=status)
                 visited.add(target)

@@ -49,14 +49,16 @@ def _one_line(text: str) -> str:
     return " | ".join(part for part in text.splitlines() if part.strip()) if "\n" in text else text
 
 
-def configure_logging(level: str, log_format: LogFormat = "text") -> None:
+def configure_logging(level: str | int, log_format: LogFormat = "text") -> None:
     """Replace whatever logging setup there was with one handler on stderr in `log_format`."""
     handler = logging.StreamHandler(sys.stderr)
     formatter: logging.Formatter = (
         JsonFormatter() if log_format == "json" else OneLineFormatter(TEXT_FORMAT, datefmt="%Y-%m-%dT%H:%M:%S%z")
     )
     handler.setFormatter(formatter)
-    logging.basicConfig(level=getattr(logging, level.upper()), handlers=[handler], force=True)
-    # apscheduler narrates every job run at INFO ("Running job ...", "executed successfully"); our own
-    # lines already say what each poll did, so keep its warnings and errors only.
-    logging.getLogger("apscheduler").setLevel(max(logging.WARNING, logging.getLogger().level))
+    numeric = level if isinstance(level, int) else logging.getLevelName(level.upper())
+    logging.basicConfig(level=numeric, handlers=[handler], force=True)
+    # apscheduler narrates every job run and httpx every request at INFO; our own lines already say
+    # what each poll did, so below DEBUG keep only their warnings and errors.
+    for name in ("apscheduler", "httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.DEBUG if numeric <= logging.DEBUG else max(logging.WARNING, numeric))

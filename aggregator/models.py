@@ -25,8 +25,12 @@ class Settings:
     concurrency: int = 16
     per_host_concurrency: int = 4
     parse_workers: int = 0
-    parse_timeout: float = 60.0
+    parse_timeout: float = 20.0
+    parse_memory_limit: int = 1024**3  # address-space cap of each parser process
     publish: bool = True
+    # Network safety: host:port pairs that redirects and learned URLs may reach even when private.
+    allow_hosts: tuple[str, ...] = ()
+    strict_network: bool = False  # apply the private-address rule to configured URLs too
     feed_entries: int = 50  # entries per republished feed, and per RFC 5005 archive page
     serve_host: str = "127.0.0.1"
     serve_port: int = 8080
@@ -37,6 +41,7 @@ class Settings:
     site_title: str = "Archive"
     site_language: str = "en"  # the `lang` of the static site's pages
     site_page_size: int = 50  # entries per category page of the static site
+    site_timezone: str = "UTC"  # Jekyll dates post URLs in this zone; the plain-HTML site does the same
     templates_dir: Path | None = None  # files here override the bundled site templates (relative to feeds.yaml)
 
     @property

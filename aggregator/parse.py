@@ -16,9 +16,11 @@ import feedparser
 
 from .encoding import to_utf8_document
 from .errors import ParseError
+from .fastparse import parse_fast
 from .jsonfeed import looks_like_json, parse_json_feed
 from .models import Enclosure, RawEntry, RawFeed, RawText
 
+MAX_PERSON_FIELD = 1000
 _HTML_START = re.compile(rb"^\s*(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html|head|body)[\s>]", re.IGNORECASE | re.DOTALL)
 _FORMATS = {
     "rss090": "RSS 0.90",
@@ -39,8 +41,12 @@ _FORMATS = {
 }
 
 
-def parse_document(body: bytes, url: str, content_type: str | None = None, charset: str | None = None) -> RawFeed:
-    """Read a fetched document. Raises ParseError when it is not a feed at all."""
+def parse_document(
+    body: bytes, url: str, content_type: str | None = None, charset: str | None = None, *, fast: bool = True
+) -> RawFeed:
+    """Read a fetched document. Raises ParseError when it is not a feed at all.
+
+    `fast=False` skips the lxml fast path (aggregator/fastparse.py): feedparser is the reference."""
     if not body.strip():
         raise ParseError("empty body: the server sent no document")
     if looks_like_json(body):
@@ -48,9 +54,13 @@ def parse_document(body: bytes, url: str, content_type: str | None = None, chars
     if _HTML_START.match(body[:4096]):
         raise ParseError("not a feed: the server sent an HTML page")
     document, _encoding = to_utf8_document(body, content_type, charset)
+    document = defuse(document)
     media_type = (content_type or "application/xml").split(";")[0].strip() or "application/xml"
     if media_type.startswith("text/html"):
         media_type = "application/xml"
+    # Well-formed RSS 2.0 / Atom 1.0 read by lxml: the same RawFeed, ~5x faster. None means "not sure".
+    if fast and (quick := parse_fast(document, url, media_type)) is not None:
+        return quick
     # No content-location: feedparser would resolve guids such as "1234" against it, changing identities.
     headers = {"content-type": f"{media_type}; charset=utf-8"}
     try:
@@ -63,6 +73,38 @@ def parse_document(body: bytes, url: str, content_type: str | None = None, chars
     except Exception as error:  # feedparser raises a wide, undocumented range on hostile input
         raise ParseError(f"unreadable feed: {type(error).__name__}: {error}") from None
     return _to_raw_feed(result, url)
+
+
+_INTERNAL_SUBSET = re.compile(
+    rb"(<!DOCTYPE\s+[^\s\[>]+(?:\s+(?:PUBLIC|SYSTEM)(?:\s+(?:\"[^\"]*\"|'[^']*'))+)?)\s*\[.*?\]\s*>",
+    re.DOTALL | re.IGNORECASE,
+)
+_PERSON_FIELD = re.compile(
+    r"(<(?:author|dc:creator|managingEditor|webMaster|itunes:author|itunes:owner|contributor)(?:\s[^>]*)?>)"
+    r"([^<]{" + str(MAX_PERSON_FIELD + 1) + r",})(</)"
+)
+
+
+def defuse(document: bytes) -> bytes:
+    """Remove what makes feedparser slow or explosive before it sees the document.
+
+    - A DOCTYPE's internal subset is dropped: entity declarations are how "billion laughs" and
+      quadratic-blowup documents expand a 100 KB body into hundreds of megabytes. No real feed needs them.
+    - Person fields (author, dc:creator, ...) are cut to MAX_PERSON_FIELD characters: feedparser's
+      e-mail regex is quadratic in their length (40,000 characters take ~10 s).
+    """
+    head = document[:1024]
+    start = head.upper().find(b"<!DOCTYPE")
+    if start != -1:
+        match = _INTERNAL_SUBSET.match(document, start)
+        if match:
+            document = document[:start] + match.group(1) + b">" + document[match.end() :]
+    if len(document) > MAX_PERSON_FIELD:
+        text = document.decode("utf-8", errors="replace")
+        if _PERSON_FIELD.search(text):
+            text = _PERSON_FIELD.sub(lambda m: m.group(1) + m.group(2)[:MAX_PERSON_FIELD] + m.group(3), text)
+            document = text.encode("utf-8")
+    return document
 
 
 def _to_raw_feed(result: Any, url: str) -> RawFeed:

@@ -205,9 +205,16 @@ async def update_feeds(
     def report(outcome: UpdateOutcome) -> None:
         summary.outcomes.append(outcome)
         if outcome.status in ("error", "gone"):
-            log.warning("%s: %s", outcome.url, outcome.error)
+            log.warning("%s: %s", outcome.url, outcome.error, extra=_log_fields(outcome))
         elif outcome.status != "skipped":
-            log.info("%s: %s, %d new, %d updated", outcome.url, outcome.status, outcome.new, outcome.updated)
+            log.info(
+                "%s: %s, %d new, %d updated",
+                outcome.url,
+                outcome.status,
+                outcome.new,
+                outcome.updated,
+                extra=_log_fields(outcome),
+            )
         if on_outcome is not None:
             on_outcome(outcome)
 
@@ -261,15 +268,32 @@ async def update_feeds(
         await queue.put(poll)
 
     writer_task = asyncio.create_task(writer())
-    async with contextlib.AsyncExitStack() as owned:
-        if client is None:
-            client = await owned.enter_async_context(make_client(settings))
-        if parser is None:
-            parser = await owned.enter_async_context(ParserPool(settings.parse_workers, settings.parse_timeout))
-        await asyncio.gather(*(one(feed, client, parser) for feed in feeds))
-    await queue.put(None)
-    await writer_task
+    try:
+        async with contextlib.AsyncExitStack() as owned:
+            if client is None:
+                client = await owned.enter_async_context(make_client(settings))
+            if parser is None:
+                parser = await owned.enter_async_context(
+                    ParserPool(settings.parse_workers, settings.parse_timeout, settings.parse_memory_limit)
+                )
+            await asyncio.gather(*(one(feed, client, parser) for feed in feeds))
+    finally:
+        # Also when the caller cancels us (a daemon whose grace period ran out): polls already fetched
+        # are stored, and no write is left running in a thread after we return.
+        await queue.put(None)
+        await writer_task
     return summary
+
+
+def _log_fields(outcome: UpdateOutcome) -> dict[str, object]:
+    """Structured fields for `--log-format json`."""
+    return {
+        "feed": outcome.url,
+        "category": outcome.category,
+        "outcome": outcome.status,
+        "new": outcome.new,
+        "updated": outcome.updated,
+    }
 
 
 def _failed(poll: PollRecord, message: str) -> UpdateOutcome:

@@ -39,7 +39,7 @@ from feedgen.feed import FeedGenerator
 
 from . import __version__
 from .atomic import write_atomic
-from .models import Config, StoredEntry
+from .models import Config, Enclosure, StoredEntry
 from .opml import Outline, render_opml
 from .sanitize import html_to_text, remove_control_characters
 
@@ -267,6 +267,8 @@ class _AtomEntryExtension(BaseEntryExtension):
         if entry.feed_site_url:
             _sub(source, "link", None, rel="alternate", href=entry.feed_site_url)
         element.append(source)
+        for enclosure in entry.enclosures:
+            _sub(element, "link", None, rel="enclosure", **_enclosure_attributes(enclosure), href=enclosure.url)
         return element
 
 
@@ -295,7 +297,14 @@ class _RssEntryExtension(BaseEntryExtension):
         if entry.author:
             _sub(element, f"{{{DC_NS}}}creator", _xml(entry.author))
         _sub(element, "source", _xml(entry.feed_title) or entry.feed_url, url=entry.feed_url)
+        if entry.enclosures:  # RSS 2.0 allows one enclosure per item: the first
+            enclosure = entry.enclosures[0]
+            _sub(element, "enclosure", None, url=enclosure.url, **_enclosure_attributes(enclosure))
         return element
+
+
+def _enclosure_attributes(enclosure: Enclosure) -> dict[str, str]:
+    return {"type": _xml(enclosure.type) or "application/octet-stream", "length": str(enclosure.length)}
 
 
 def _sub(parent: Any, tag: str, text: str | None, **attributes: str) -> Any:
@@ -363,13 +372,7 @@ def _add_entries(
                 item.category(term=term, scheme=info.base_url)
             else:
                 item.category(term=term)
-        for enclosure in entry.enclosures:
-            item.link(
-                href=enclosure.url,
-                rel="enclosure",
-                type=_xml(enclosure.type) or "application/octet-stream",
-                length=str(enclosure.length),
-            )
+        # Enclosures are added by the entry extensions: feedgen 1.0 drops rel/type/length of Atom entry links.
 
 
 def render_atom(
@@ -411,8 +414,9 @@ def render_json_feed(
         item: dict[str, Any] = {"id": entry_iri(entry.feed_url, entry.key, info.base_url)}
         if entry.link:
             item["url"] = entry.link
-        item["title"] = entry.title
-        item["content_html"] = entry.content or entry.summary
+        # JSON could carry control characters escaped, but readers choke on them as XML ones do.
+        item["title"] = _xml(entry.title)
+        item["content_html"] = _xml(entry.content or entry.summary)
         if entry.summary and entry.content:
             item["summary"] = html_to_text(entry.summary)
         if entry.date_flag != "missing":
@@ -420,25 +424,28 @@ def render_json_feed(
         if entry.updated:
             item["date_modified"] = entry.updated.isoformat()
         if entry.author:
-            item["authors"] = [{"name": entry.author}]
+            item["authors"] = [{"name": _xml(entry.author)}]
         item["tags"] = _categories(entry, feed_tags)
         if entry.enclosures:
             item["attachments"] = [
-                {"url": e.url, "mime_type": e.type or "application/octet-stream"}
+                {"url": e.url, "mime_type": _xml(e.type) or "application/octet-stream"}
                 | ({"size_in_bytes": e.length} if e.length else {})
                 for e in entry.enclosures
             ]
-        item["_source"] = {"title": entry.feed_title, "feed_url": entry.feed_url, "home_page_url": entry.feed_site_url}
+        item["_source"] = {
+            "title": _xml(entry.feed_title),
+            "feed_url": entry.feed_url,
+            "home_page_url": entry.feed_site_url,
+        }
         items.append(item)
     document = {
         "version": JSON_FEED_VERSION,
-        "title": info.title or info.slug,
+        "title": _xml(info.title) or info.slug,
         "home_page_url": info.base_url,
         "feed_url": feed_url(info.base_url, self_path),
-        "description": info.description or info.title or info.slug,
+        "description": _xml(info.description) or _xml(info.title) or info.slug,
         "items": items,
     }
-    # JSON escapes every control character, so nothing needs removing here.
     return (json.dumps(document, ensure_ascii=False, indent=1) + "\n").encode("utf-8")
 
 

@@ -15,13 +15,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import jinja2
 
-VERBATIM = ("jekyll/_layouts/default.html", "jekyll/_layouts/post.html", "jekyll/_layouts/category.html")
-VERBATIM_TARGETS = {name: name.removeprefix("jekyll/") for name in VERBATIM}
-JEKYLL_INDEX = "jekyll/index.html"
+from .errors import AggregatorError
+
+# Jekyll's own Liquid templates: template name -> file under site/, copied without Jinja.
+VERBATIM = {
+    "jekyll/_layouts/default.html": "_layouts/default.html",
+    "jekyll/_layouts/post.html": "_layouts/post.html",
+    "jekyll/_layouts/category.html": "_layouts/category.html",
+    "jekyll/index.html": "index.html",
+    "html/style.css": "_includes/style.css",
+}
 
 # YAML 1.1 (Jekyll's Psych) and 1.2 words that a plain scalar would turn into a bool, null or number.
 _YAML_SPECIAL_WORDS = re.compile(
@@ -93,6 +100,11 @@ def markdown_label(text: str) -> str:
     return re.sub(r"([\\\[\]])", r"\\\1", text)
 
 
+def web_url(url: str) -> str:
+    """`url` when it is an http(s) URL a page may link to, else "" (no javascript: or data: links)."""
+    return url if urlsplit(url).scheme.lower() in ("http", "https") else ""
+
+
 def autolink_url(url: str) -> str:
     """A URL safe inside Markdown's `<...>` autolink: no spaces, angle brackets or line breaks."""
     return quote(url, safe="!#$%&'()*+,/:;=?@[]~-._")
@@ -146,13 +158,14 @@ class Renderer:
             jekyll_date=jekyll_date,
             markdown_label=markdown_label,
             autolink_url=autolink_url,
+            web_url=web_url,
         )
 
     def render(self, name: str, **context: Any) -> str:
         try:
             return self.env.get_template(name).render(**context)
         except jinja2.TemplateError as error:
-            raise TemplateProblem(f"template {name}: {error}") from None
+            raise SiteTemplateError(f"template {name}: {error}") from None
 
     def source(self, name: str) -> str:
         """A template's text as it is (for Jekyll's own Liquid layouts)."""
@@ -161,8 +174,45 @@ class Renderer:
         try:
             return loader.get_source(self.env, name)[0]
         except jinja2.TemplateNotFound:
-            raise TemplateProblem(f"template {name} not found") from None
+            raise SiteTemplateError(f"template {name} not found") from None
 
 
-class TemplateProblem(Exception):
-    """A template is missing or broken; site.py turns it into the project's error type."""
+class SiteTemplateError(AggregatorError):
+    """A site template is missing or broken (often an operator's override): one line naming it."""
+
+
+@dataclass(frozen=True, slots=True)
+class PostView:
+    """Everything a post's templates need about one entry."""
+
+    entry_id: str
+    title: str
+    published: datetime
+    category: str  # slug
+    category_title: str
+    tags: tuple[str, ...]
+    body: str  # sanitised HTML, inserted as it is
+    link: str
+    slug: str
+    site_time: datetime  # `published` in the site's time zone: Jekyll dates URLs in it
+
+    @property
+    def post_file(self) -> str:
+        """The Jekyll source file: `_posts/YYYY-MM-DD-<slug>.md`, the date in the source's own offset."""
+        return f"_posts/{self.published:%Y-%m-%d}-{self.slug}.md"
+
+    @property
+    def path(self) -> str:
+        """Path under the site root, as Jekyll permalink `/:categories/:year/:month/:day/:title:output_ext` makes it."""
+        return f"{self.category}/{self.site_time:%Y/%m/%d}/{self.slug}.html"
+
+
+def render_jekyll_post(renderer: Renderer, post: PostView, site: SiteInfo) -> str:
+    """The `_posts` file, in the exact shape of the archive's sample post."""
+    return renderer.render(
+        "jekyll/post.md",
+        post=post,
+        site=site,
+        home_url=site.home_url,
+        category_url=f"{site.home_url}category/{post.category}.html",
+    )

@@ -260,7 +260,9 @@ def find_spans(text: str, terms: Sequence[str]) -> tuple[tuple[int, int], ...]:
     return tuple(merged)
 
 
-def make_snippet(body: str, terms: Sequence[str], width: int = SNIPPET_CHARS) -> tuple[str, tuple[tuple[int, int], ...]]:
+def make_snippet(
+    body: str, terms: Sequence[str], width: int = SNIPPET_CHARS
+) -> tuple[str, tuple[tuple[int, int], ...]]:
     """A window of `body` around the first match, with the match spans inside it ('…' marks cuts)."""
     spans = find_spans(body, terms)
     if not spans:

@@ -6,10 +6,11 @@ slugify keeps unchanged, so the URL Jekyll gives a post (`:title`) is the slug w
 site can put the same page at the same path.
 
 Uniqueness: two entries of the same day with the same slug would share a `_posts/YYYY-MM-DD-<slug>.md`
-file. Entries of a day are taken in the order the archive first saw them (then by id, for entries first
-seen in the same poll); the first keeps the plain slug and later ones get `-<first 8 characters of the
-entry id>`. An entry seen later never takes a slug away from one seen earlier, so a post's URL, once
-published, never changes; and the rule reads only the database, so a rebuild gives the same slugs.
+file (or, in the same category, a page URL). Entries are taken in the order the archive first saw them
+(then by id, for entries first seen in the same poll); the first keeps the plain slug and later ones get
+`-<first 8 characters of the entry id>`. An entry seen later never takes a slug away from one seen
+earlier, and the slug comes from the entry's first title, so a post's URL, once published, stays; the
+rule reads only the database, so a rebuild gives the same slugs.
 """
 
 from __future__ import annotations
@@ -34,12 +35,13 @@ _HYPHENS = re.compile(r"-{2,}")
 
 @dataclass(frozen=True, slots=True)
 class SlugRequest:
-    """What a slug is computed from: the entry's id, its day (in its own offset) and its first title."""
+    """What a slug is computed from, and the scopes in which it must be unique."""
 
     entry_id: str
-    day: str  # YYYY-MM-DD in the source's own offset: the `_posts` file name's date
-    title: str
-    first_seen: str  # orders entries of a day: earlier ones keep the plain slug
+    title: str  # the entry's first title: a later edit of the title does not move the post
+    first_seen: str  # orders entries: earlier ones keep the plain slug
+    # e.g. the `_posts` file's day and the (category, URL day) of the page: both name files.
+    scopes: tuple[str, ...]
 
 
 def _keeps(char: str) -> bool:
@@ -78,30 +80,31 @@ def base_slug(title: str, entry_id: str) -> str:
 
 
 def assign_slugs(requests: Iterable[SlugRequest]) -> dict[str, str]:
-    """Unique slugs for entries; uniqueness is per day (the `_posts` file name holds the date)."""
-    by_day: dict[str, list[SlugRequest]] = {}
-    for request in requests:
-        by_day.setdefault(request.day, []).append(request)
+    """Unique slugs: no two entries share a slug within any scope they have in common."""
+    taken: dict[str, set[str]] = {}
     slugs: dict[str, str] = {}
-    for day_requests in by_day.values():
-        taken: set[str] = set()
-        for request in sorted(day_requests, key=lambda r: (r.first_seen, r.entry_id)):
-            slug = _first_free(base_slug(request.title, request.entry_id), request.entry_id, taken)
-            taken.add(slug)
-            slugs[request.entry_id] = slug
+    for request in sorted(requests, key=lambda r: (r.first_seen, r.entry_id)):
+        sets = [taken.setdefault(scope, set()) for scope in request.scopes]
+        slug = _first_free(base_slug(request.title, request.entry_id), request.entry_id, sets)
+        for used in sets:
+            used.add(slug)
+        slugs[request.entry_id] = slug
     return slugs
 
 
-def _first_free(base: str, entry_id: str, taken: set[str]) -> str:
-    if base not in taken:
+def _first_free(base: str, entry_id: str, taken: list[set[str]]) -> str:
+    def free(candidate: str) -> bool:
+        return not any(candidate in used for used in taken)
+
+    if free(base):
         return base
     suffix_source = clean_slug(entry_id.lower()) or "entry"
     for length in (*SUFFIX_LENGTHS, len(suffix_source)):
         candidate = f"{base}-{suffix_source[:length]}"
-        if candidate not in taken:
+        if free(candidate):
             return candidate
     # Two entries can only still collide if their ids do (ids are unique in the archive); count up.
     number = 2
-    while f"{base}-{suffix_source}-{number}" in taken:
+    while not free(f"{base}-{suffix_source}-{number}"):
         number += 1
     return f"{base}-{suffix_source}-{number}"

@@ -192,7 +192,7 @@ class FeedCorpus:
         for e in entries:
             tags = "".join(f'<category term="{escape(t)}"/>' for t in e["tags"].split("|"))
             items.append(
-                f"<entry><title>{escape(e['title'])}</title><link href=\"{e['link']}\"/><id>{e['id']}</id>"
+                f'<entry><title>{escape(e["title"])}</title><link href="{e["link"]}"/><id>{e["id"]}</id>'
                 f"<published>{e['published']}</published><updated>{e['published']}</updated>"
                 f"<author><name>{escape(e['author'])}</name></author>{tags}"
                 f"<summary>{escape(e['summary'])}</summary>"
@@ -210,8 +210,10 @@ def _not_modified(spec: FeedSpec, etag: str, headers: dict[str, str]) -> bool:
     if_none_match = headers.get("if-none-match")
     if if_none_match is not None:
         plain = etag.removesuffix('-gz"').removesuffix('"')
-        return any(tag.strip().removeprefix("W/").strip('"').removesuffix("-gz") == plain.strip('"')
-                   for tag in if_none_match.split(","))
+        return any(
+            tag.strip().removeprefix("W/").strip('"').removesuffix("-gz") == plain.strip('"')
+            for tag in if_none_match.split(",")
+        )
     if_modified_since = headers.get("if-modified-since")
     if if_modified_since:
         try:
@@ -263,12 +265,14 @@ class FeedProtocol(asyncio.Protocol):
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
         corpus = self.corpus
         if parts.path == "/_control/stats":
-            return self._json({"feeds": len(corpus.specs), "generation": corpus.generation,
-                               "entries": corpus.total_entries})
+            return self._json(
+                {"feeds": len(corpus.specs), "generation": corpus.generation, "entries": corpus.total_entries}
+            )
         if parts.path == "/_control/mutate" and method == "POST":
             changed = corpus.mutate(float(query.get("fraction", "0.1")), int(query.get("add", "5")))
-            return self._json({"generation": corpus.generation, "changed": len(changed),
-                               "entries": corpus.total_entries})
+            return self._json(
+                {"generation": corpus.generation, "changed": len(changed), "entries": corpus.total_entries}
+            )
         name = parts.path.removeprefix("/feed/").removesuffix(".xml")
         if method not in ("GET", "HEAD") or not name.isdigit() or int(name) >= len(corpus.specs):
             return 404, b"not found\n", {"Content-Type": "text/plain"}

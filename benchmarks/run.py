@@ -342,8 +342,12 @@ def main(argv: list[str] | None = None) -> int:
                 print(
                     f"{phase:>6} {tool.name:>10}: {measured.wall:7.2f}s wall, {measured.cpu:7.2f}s CPU, "
                     f"{measured.peak_tree_mb:5.0f} MB tree PSS, stored {measured.stored}/{expected}"
-                    + ("" if measured.verified else f"  NOT VERIFIED (exit {measured.returncode}, "
-                       f"{measured.failed_feeds} failed feeds; see {log})"),
+                    + (
+                        ""
+                        if measured.verified
+                        else f"  NOT VERIFIED (exit {measured.returncode}, "
+                        f"{measured.failed_feeds} failed feeds; see {log})"
+                    ),
                     flush=True,
                 )
         print_table(results, args.feeds, new_entries)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 from pytest_httpserver import HTTPServer
@@ -38,5 +37,3 @@ def test_whole_corpus_goes_through_the_pipeline(httpserver: HTTPServer, make_con
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
         stored = db.execute("SELECT count(*) FROM entries").fetchone()[0]
     assert stored == summary.new > 1000
-
-

@@ -121,9 +121,9 @@ def test_one_failing_feed_does_not_stop_the_others(httpserver: HTTPServer, make_
     errors = dict(rows(config, "SELECT url, consecutive_errors FROM feeds WHERE last_status = 'error'"))
     assert len(errors) == 4 and set(errors.values()) == {1}
     run_update(config)
-    assert set(dict(rows(config, "SELECT url, consecutive_errors FROM feeds WHERE last_status = 'error'")).values()) == {
-        2
-    }
+    assert set(
+        dict(rows(config, "SELECT url, consecutive_errors FROM feeds WHERE last_status = 'error'")).values()
+    ) == {2}
 
 
 def test_permanent_redirect_moves_the_feed_temporary_does_not(
@@ -134,7 +134,10 @@ def test_permanent_redirect_moves_the_feed_temporary_does_not(
     httpserver.expect_request("/temp").respond_with_data("", status=302, headers={"Location": "/new2"})
     httpserver.expect_request("/new2").respond_with_data(rss([item(2)]), content_type="application/rss+xml")
     config = make_config(
-        [{"url": httpserver.url_for("/old"), "category": "news"}, {"url": httpserver.url_for("/temp"), "category": "news"}]
+        [
+            {"url": httpserver.url_for("/old"), "category": "news"},
+            {"url": httpserver.url_for("/temp"), "category": "news"},
+        ]
     )
     summary = run_update(config)
     assert {o.url: o.moved_to for o in summary.outcomes} == {
@@ -154,9 +157,14 @@ def test_redirect_loop_and_too_many_redirects(httpserver: HTTPServer, make_confi
     httpserver.expect_request("/a").respond_with_data("", status=302, headers={"Location": "/b"})
     httpserver.expect_request("/b").respond_with_data("", status=302, headers={"Location": "/a"})
     for n in range(10):
-        httpserver.expect_request(f"/chain{n}").respond_with_data("", status=307, headers={"Location": f"/chain{n + 1}"})
+        httpserver.expect_request(f"/chain{n}").respond_with_data(
+            "", status=307, headers={"Location": f"/chain{n + 1}"}
+        )
     config = make_config(
-        [{"url": httpserver.url_for("/a"), "category": "news"}, {"url": httpserver.url_for("/chain0"), "category": "news"}]
+        [
+            {"url": httpserver.url_for("/a"), "category": "news"},
+            {"url": httpserver.url_for("/chain0"), "category": "news"},
+        ]
     )
     errors = sorted(o.error for o in run_update(config).outcomes)
     assert errors[0].startswith("redirect loop")
@@ -169,7 +177,10 @@ def test_gone_stops_polling_and_retry_after_is_recorded(
     httpserver.expect_request("/gone").respond_with_data("", status=410)
     httpserver.expect_request("/busy").respond_with_data("", status=429, headers={"Retry-After": "3600"})
     config = make_config(
-        [{"url": httpserver.url_for("/gone"), "category": "news"}, {"url": httpserver.url_for("/busy"), "category": "news"}]
+        [
+            {"url": httpserver.url_for("/gone"), "category": "news"},
+            {"url": httpserver.url_for("/busy"), "category": "news"},
+        ]
     )
     summary = run_update(config)
     assert {o.status for o in summary.outcomes} == {"gone", "error"}
@@ -182,7 +193,9 @@ def test_gone_stops_polling_and_retry_after_is_recorded(
     assert len([r for r in httpserver.log if r[0].path == "/gone"]) == 1
 
 
-def test_body_size_limit_applies_to_the_decoded_body(httpserver: HTTPServer, make_config: Callable[..., Config]) -> None:
+def test_body_size_limit_applies_to_the_decoded_body(
+    httpserver: HTTPServer, make_config: Callable[..., Config]
+) -> None:
     bomb = gzip.compress(b"<rss>" + b" " * (8 * 1024 * 1024))
     httpserver.expect_request("/bomb").respond_with_data(
         bomb, content_type="application/rss+xml", headers={"Content-Encoding": "gzip"}
@@ -192,7 +205,10 @@ def test_body_size_limit_applies_to_the_decoded_body(httpserver: HTTPServer, mak
         small, content_type="application/rss+xml", headers={"Content-Encoding": "gzip"}
     )
     config = make_config(
-        [{"url": httpserver.url_for("/bomb"), "category": "news"}, {"url": httpserver.url_for("/small"), "category": "news"}],
+        [
+            {"url": httpserver.url_for("/bomb"), "category": "news"},
+            {"url": httpserver.url_for("/small"), "category": "news"},
+        ],
         max_body_bytes="1MB",
     )
     outcomes = {o.url.rsplit("/", 1)[-1]: o for o in run_update(config).outcomes}
@@ -200,7 +216,9 @@ def test_body_size_limit_applies_to_the_decoded_body(httpserver: HTTPServer, mak
     assert outcomes["small"].status == "ok"
 
 
-def test_gbk_feed_with_lying_header_keeps_chinese_text(httpserver: HTTPServer, make_config: Callable[..., Config]) -> None:
+def test_gbk_feed_with_lying_header_keeps_chinese_text(
+    httpserver: HTTPServer, make_config: Callable[..., Config]
+) -> None:
     title = "“四维”发力 确保征管改革见成效"
     declared = rss([item(1, title=title)], encoding="gbk")
     undeclared = declared.replace(b' encoding="gbk"', b"")

@@ -70,7 +70,9 @@ def test_html_is_sanitised(hostile: str) -> None:
     for text in (entry.content, entry.summary):
         lowered = text.lower()
         assert "javascript" not in lowered and "<script" not in lowered and "onerror" not in lowered
-        assert "<form" not in lowered and "<iframe" not in lowered and "data:" not in lowered and "style=" not in lowered
+        assert (
+            "<form" not in lowered and "<iframe" not in lowered and "data:" not in lowered and "style=" not in lowered
+        )
 
 
 def test_links_are_absolute_and_only_http() -> None:
@@ -98,7 +100,9 @@ def test_plain_text_content_is_escaped() -> None:
 
 
 def test_duplicate_ids_keep_the_first() -> None:
-    feed = RawFeed(format="RSS 2.0", entries=(RawEntry(id="1", title=RawText("first")), RawEntry(id="1", title=RawText("second"))))
+    feed = RawFeed(
+        format="RSS 2.0", entries=(RawEntry(id="1", title=RawText("first")), RawEntry(id="1", title=RawText("second")))
+    )
     parsed = normalize_feed(feed, feed_url="https://f.example/feed", fetched_at=NOW)
     assert [e.title for e in parsed.entries] == ["first"] and parsed.duplicates == 1
 
@@ -157,7 +161,9 @@ def test_feedparser_never_opens_a_path_or_url_given_as_body(tmp_path: object) ->
 def test_surrogate_character_reference_does_not_raise() -> None:
     body = rss([item(1, title="bad &#xD800; ref")]).replace(b"&amp;#xD800;", b"&#xD800;")
     try:
-        parsed = normalize_feed(parse_document(body, "https://f.example/"), feed_url="https://f.example/", fetched_at=NOW)
+        parsed = normalize_feed(
+            parse_document(body, "https://f.example/"), feed_url="https://f.example/", fetched_at=NOW
+        )
     except ParseError:
         return
     assert all("\ud800" not in e.title for e in parsed.entries)

@@ -1,0 +1,531 @@
+"""`aggregator daemon`: poll every feed on its own schedule, politely, until told to stop.
+
+How it fits together (one asyncio loop, one process):
+- apscheduler 3.x (AsyncIOScheduler, the only module importing it) keeps one job per feed. A job's
+  nominal trigger is the feed's interval with jitter; after every poll the job is moved to the time the
+  pipeline stored in `feeds.next_due_at` (interval, Retry-After, max-age, RSS ttl, error backoff), pushed
+  later by the adaptive interval and min_interval, plus jitter (decide.schedule_at). Because that time is
+  in the database, a restarted daemon waits for it instead of polling everything at once.
+- A due job does not fetch by itself: it puts its feed in a queue and waits. A batcher drains the queue
+  into `pipeline.update_feeds` calls that share one HTTP client, one parser pool and one per-host limiter,
+  so feeds falling due together reuse connections and never exceed `concurrency` in flight.
+- Outcomes with new or changed entries feed a debounced publisher: one republication per burst.
+- SIGHUP reloads feeds.yaml (jobs added, removed, rescheduled; an invalid file is logged and ignored);
+  SIGTERM/SIGINT stop scheduling and give in-flight polls `shutdown_grace` seconds; a second signal exits
+  at once. One daemon per archive (lock.DaemonLock).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import inspect
+import logging
+import os
+import random
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from apscheduler.jobstores.base import JobLookupError
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from .config import load_config
+from .decide import JITTER_FRACTION, MAX_JITTER, MAX_STARTUP_SPREAD, adaptive_interval, schedule_at
+from .errors import AggregatorError, ConfigError
+from .fetch import HostLimiter, make_client
+from .metrics import DaemonMetrics, feed_rows, health_app
+from .models import Config, FeedConfig, Settings, UpdateOutcome
+from .parsepool import ParserPool
+from .pipeline import RunSummary, update_feeds
+from .store import Archive
+
+log = logging.getLogger("aggregator.daemon")
+
+BATCH_WINDOW = 0.25  # feeds falling due within this many seconds of each other share one update_feeds call
+PUBLISH_QUIET = 2.0  # republish once nothing has changed for this long...
+PUBLISH_MAX_WAIT = 30.0  # ...or this long after the first unpublished change, whichever comes first
+# Settings baked into the shared client, parser pool and limiter, or into the process: a reload logs
+# that they need a restart instead of half-applying them.
+RESTART_SETTINGS = (
+    "archive_dir",
+    "user_agent",
+    "connect_timeout",
+    "request_timeout",
+    "concurrency",
+    "per_host_concurrency",
+    "per_host_delay",
+    "parse_workers",
+    "parse_timeout",
+    "serve_host",
+    "serve_port",
+)
+
+Updater = Callable[..., Awaitable[RunSummary]]
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _parse_time(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def feed_interval(settings: Settings, feed: FeedConfig) -> int:
+    """The feed's own interval (else the default), within [min_interval, max_interval]."""
+    return max(settings.min_interval, min(settings.max_interval, feed.interval or settings.default_interval))
+
+
+# The two reads below belong in store.Archive (suggested to the lead as `Archive.schedule_rows` and
+# `Archive.recent_published`); they live here until then so that store.py stays its owner's.
+
+
+def _schedule_rows(archive: Archive, urls: list[str]) -> dict[str, tuple[datetime | None, datetime | None, bool]]:
+    """url -> (next_due_at, last_fetched_at, gone) for the feeds the archive knows."""
+    rows: dict[str, tuple[datetime | None, datetime | None, bool]] = {}
+    for start in range(0, len(urls), 500):
+        chunk = urls[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        for url, next_due, fetched, gone in archive.db.execute(
+            f"SELECT url, next_due_at, last_fetched_at, gone FROM feeds WHERE url IN ({marks})", chunk
+        ).fetchall():
+            rows[url] = (_parse_time(next_due), _parse_time(fetched), bool(gone))
+    return rows
+
+
+def _recent_published(archive: Archive, url: str, limit: int = 20) -> list[datetime]:
+    """When the feed's latest entries were published (entries whose date the source really gave)."""
+    rows = archive.db.execute(
+        "SELECT published_utc FROM entries WHERE feed_url = ? AND date_flag = '' ORDER BY published_utc DESC LIMIT ?",
+        [url, limit],
+    ).fetchall()
+    return [t for t in (_parse_time(row[0]) for row in rows) if t is not None]
+
+
+class DebouncedPublisher:
+    """Collects changed categories and entry ids; calls `publish` once per burst of changes."""
+
+    def __init__(self, publish: Callable[[set[str], set[str]], Awaitable[None]]) -> None:
+        self._publish = publish
+        self.categories: set[str] = set()
+        self.entry_ids: set[str] = set()
+        self._first = 0.0
+        self._last = 0.0
+        self._task: asyncio.Task[None] | None = None
+
+    def add(self, category: str, entry_ids: tuple[str, ...]) -> None:
+        now = time.monotonic()
+        if not self.categories:
+            self._first = now
+        self._last = now
+        self.categories.add(category)
+        self.entry_ids.update(entry_ids)
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        while self.categories:
+            deadline = min(self._last + PUBLISH_QUIET, self._first + PUBLISH_MAX_WAIT)
+            if time.monotonic() < deadline:
+                await asyncio.sleep(deadline - time.monotonic())
+                continue
+            await self._publish_now()
+
+    async def _publish_now(self) -> None:
+        categories, entry_ids = self.categories, self.entry_ids
+        self.categories, self.entry_ids = set(), set()
+        await self._publish(categories, entry_ids)
+
+    async def flush(self) -> None:
+        """Publish whatever is pending now (at shutdown)."""
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self.categories:
+            await self._publish_now()
+
+
+class Daemon:
+    def __init__(self, config: Config, *, serve: bool = False) -> None:
+        self.config = config
+        self.serve = serve
+        self.feeds: dict[str, FeedConfig] = {}  # the feeds with a job: enabled and not gone
+        self.pending: dict[str, FeedConfig] = {}  # due, waiting for the batcher
+        self.waiters: dict[str, asyncio.Future[UpdateOutcome | None]] = {}
+        self.last_polled: dict[str, datetime] = {}  # the min_interval guard, whatever the database says
+        self.in_flight = 0
+        self.batches: set[asyncio.Task[None]] = set()
+        self.metrics = DaemonMetrics()
+        self.publisher = DebouncedPublisher(self._publish)
+        self.stopping = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._room = asyncio.Event()
+        self._signals = 0
+        self._reloading: asyncio.Task[None] | None = None
+        self._rng = random.Random()
+
+    # --- lifecycle ---------------------------------------------------------------------------------
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._on_stop_signal, sig)
+        loop.add_signal_handler(signal.SIGHUP, self._on_reload_signal)
+        settings = self.config.settings
+        with Archive.open(settings.database_path) as archive:
+            self.archive = archive
+            async with (
+                make_client(settings) as client,
+                ParserPool(settings.parse_workers, settings.parse_timeout, settings.parse_memory_limit) as parser,
+            ):
+                limiter = HostLimiter(settings.per_host_concurrency, settings.per_host_delay)
+                self._update: Updater = functools.partial(update_feeds, client=client, parser=parser, limiter=limiter)
+                self.scheduler = AsyncIOScheduler(
+                    event_loop=loop,
+                    timezone=UTC,
+                    # A late job runs once (coalesce), however late (no misfire limit), never twice at once.
+                    job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+                )
+                server = await self._start_server() if self.serve else None
+                self._apply_config(self.config)
+                self.scheduler.start()
+                batcher = asyncio.create_task(self._batch_loop())
+                log.info(
+                    "daemon started: %d feeds scheduled, archive %s (pid %d)",
+                    len(self.feeds),
+                    settings.database_path,
+                    os.getpid(),
+                    extra={"event": "started"},
+                )
+                await self.stopping.wait()
+                await self._shutdown(batcher, server)
+        log.info("daemon stopped", extra={"event": "stopped"})
+        return 0
+
+    def _on_stop_signal(self, sig: int) -> None:
+        self._signals += 1
+        name = signal.Signals(sig).name
+        if self._signals > 1:
+            log.warning("%s again: exiting now without waiting", name, extra={"event": "killed"})
+            logging.shutdown()
+            os._exit(128 + sig)
+        grace = self.config.settings.shutdown_grace
+        log.info(
+            "%s: stopping; in-flight polls get %gs (send it again to exit at once)",
+            name,
+            grace,
+            extra={"event": "stopping"},
+        )
+        self.stopping.set()
+
+    def _on_reload_signal(self) -> None:
+        if self.stopping.is_set():
+            return
+        if self._reloading is None or self._reloading.done():
+            self._reloading = asyncio.create_task(self._reload())
+
+    async def _reload(self) -> None:
+        path = self.config.path
+        try:
+            config = await asyncio.to_thread(load_config, path)
+        except ConfigError as error:
+            log.error(
+                "reload failed, still running on the previous configuration: %s",
+                error,
+                extra={"event": "reload_failed"},
+            )
+            return
+        changed = [
+            name for name in RESTART_SETTINGS if getattr(config.settings, name) != getattr(self.config.settings, name)
+        ]
+        if changed:
+            log.warning(
+                "reload: changed settings take effect after a restart: %s",
+                ", ".join(changed),
+                extra={"event": "reload_partial"},
+            )
+        self._apply_config(config)
+
+    async def _shutdown(
+        self, batcher: asyncio.Task[None], server: tuple[asyncio.Event, asyncio.Task[None]] | None
+    ) -> None:
+        grace = self.config.settings.shutdown_grace
+        self.scheduler.shutdown(wait=False)  # no new polls; job coroutines waiting in the queue are cancelled
+        batcher.cancel()
+        self.pending.clear()
+        if self.batches:
+            log.info("waiting up to %gs for %d feed(s) in flight", grace, self.in_flight)
+            _done, late = await asyncio.wait(set(self.batches), timeout=grace)
+            if late:
+                log.warning(
+                    "grace period over: abandoning %d feed(s) still in flight (they are polled again next time)",
+                    self.in_flight,
+                    extra={"event": "abandoned"},
+                )
+                for task in late:
+                    task.cancel()
+                # update_feeds stores what it had already fetched before it returns from a cancel.
+                await asyncio.wait(late)
+        await self.publisher.flush()
+        if server is not None:
+            stop, task = server
+            stop.set()
+            await task
+
+    # --- configuration and scheduling --------------------------------------------------------------
+
+    def _apply_config(self, config: Config) -> None:
+        """Make the jobs match `config`: add new feeds, drop removed ones, reschedule changed ones."""
+        first = not hasattr(self, "_applied")
+        self._applied = True
+        old, self.config = self.feeds, config
+        wanted = {feed.url: feed for feed in config.feeds if feed.enabled}
+        removed = [url for url in old if url not in wanted]
+        for url in removed:
+            self._remove(url)
+        rows = _schedule_rows(self.archive, list(wanted))
+        added, rescheduled, gone = 0, 0, 0
+        for url, feed in wanted.items():
+            if rows.get(url, (None, None, False))[2]:
+                gone += 1
+                self._remove(url)
+                continue
+            previous = old.get(url)
+            self.feeds[url] = feed
+            if previous is not None and feed_interval(config.settings, previous) == feed_interval(
+                config.settings, feed
+            ):
+                continue  # same schedule; other changes (title, tags, headers) apply at the next poll
+            added += previous is None
+            rescheduled += previous is not None
+            self._add_job(feed, rows.get(url))
+        verb = "configuration loaded" if first else "configuration reloaded"
+        log.info(
+            "%s: %d feeds scheduled (%d added, %d removed, %d rescheduled); %d gone (HTTP 410) not polled",
+            verb,
+            len(self.feeds),
+            added,
+            len(removed),
+            rescheduled,
+            gone,
+            extra={"event": "config_loaded" if first else "config_reloaded"},
+        )
+
+    def _remove(self, url: str) -> None:
+        self.feeds.pop(url, None)
+        self.pending.pop(url, None)
+        with contextlib.suppress(JobLookupError):
+            self.scheduler.remove_job(url)
+
+    def _add_job(self, feed: FeedConfig, row: tuple[datetime | None, datetime | None, bool] | None) -> None:
+        interval = feed_interval(self.config.settings, feed)
+        jitter = int(min(MAX_JITTER, interval * JITTER_FRACTION))
+        self.scheduler.add_job(
+            self._poll_job,
+            IntervalTrigger(seconds=interval, jitter=jitter or None, timezone=UTC),
+            args=[feed.url],
+            id=feed.url,
+            name=feed.url,
+            next_run_time=self._next_run(feed, row),
+            replace_existing=True,
+        )
+
+    def _next_run(self, feed: FeedConfig, row: tuple[datetime | None, datetime | None, bool] | None) -> datetime:
+        settings = self.config.settings
+        next_due, last_fetched = (row[0], row[1]) if row else (None, None)
+        polled = self.last_polled.get(feed.url)
+        if polled is not None and (last_fetched is None or polled > last_fetched):
+            last_fetched = polled
+        now = _utcnow()
+        adaptive = None
+        if settings.adaptive_interval and last_fetched is not None:
+            adaptive = adaptive_interval(
+                _recent_published(self.archive, feed.url),
+                now,
+                min_interval=settings.min_interval,
+                max_interval=settings.max_interval,
+            )
+        return schedule_at(
+            now=now,
+            next_due=next_due,
+            last_fetched=last_fetched,
+            min_interval=settings.min_interval,
+            adaptive=adaptive,
+            spread=min(feed_interval(settings, feed), MAX_STARTUP_SPREAD),
+            jitter=self._rng.random(),
+        )
+
+    def _reschedule(self, url: str) -> None:
+        feed = self.feeds.get(url)
+        if feed is None or self.stopping.is_set():
+            return
+        row = _schedule_rows(self.archive, [url]).get(url)
+        if row is not None and row[2]:
+            log.warning("%s: gone (HTTP 410); no longer polled", url, extra={"feed": url, "event": "gone"})
+            self._remove(url)
+            return
+        when = self._next_run(feed, row)
+        with contextlib.suppress(JobLookupError):
+            self.scheduler.modify_job(url, next_run_time=when)
+        log.debug("%s: next poll at %s", url, when.isoformat(timespec="seconds"), extra={"feed": url})
+
+    # --- polling -----------------------------------------------------------------------------------
+
+    async def _poll_job(self, url: str) -> None:
+        """The job apscheduler runs when a feed falls due: queue the feed, wait for its outcome, reschedule."""
+        feed = self.feeds.get(url)
+        if feed is None or self.stopping.is_set():
+            return
+        polled = self.last_polled.get(url)
+        if polled is not None and (_utcnow() - polled).total_seconds() < self.config.settings.min_interval:
+            self._reschedule(url)  # the nominal trigger fired early: never poll more often than min_interval
+            return
+        future: asyncio.Future[UpdateOutcome | None] = asyncio.get_running_loop().create_future()
+        self.waiters[url] = future
+        self.pending[url] = feed
+        self._wake.set()
+        try:
+            await future
+        finally:
+            self.waiters.pop(url, None)
+            self._reschedule(url)
+
+    async def _batch_loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            await asyncio.sleep(BATCH_WINDOW)  # let the feeds falling due together join one batch
+            self._wake.clear()
+            while self.pending:
+                room = self.config.settings.concurrency - self.in_flight
+                if room <= 0:
+                    self._room.clear()
+                    await self._room.wait()
+                    continue
+                urls = list(self.pending)[:room]
+                feeds = [self.pending.pop(url) for url in urls]
+                now = _utcnow()
+                for url in urls:
+                    self.last_polled[url] = now
+                self.in_flight += len(feeds)
+                task = asyncio.create_task(self._run_batch(feeds))
+                self.batches.add(task)
+                task.add_done_callback(self.batches.discard)
+
+    async def _run_batch(self, feeds: list[FeedConfig]) -> None:
+        started = time.monotonic()
+        outstanding = {feed.url for feed in feeds}
+
+        def on_outcome(outcome: UpdateOutcome) -> None:
+            self.metrics.observe(outcome, time.monotonic() - started)
+            if outcome.changed_ids:
+                self.publisher.add(outcome.category, outcome.changed_ids)
+            self._settle(outcome.url, outcome, outstanding)
+
+        try:
+            await self._update(self.config, feeds, self.archive, on_outcome=on_outcome)
+        except Exception:  # a bug must cost one batch, not the daemon
+            log.exception("unexpected failure polling %d feed(s)", len(feeds))
+        finally:
+            for url in list(outstanding):
+                self._settle(url, None, outstanding)
+
+    def _settle(self, url: str, outcome: UpdateOutcome | None, outstanding: set[str]) -> None:
+        if url not in outstanding:
+            return
+        outstanding.discard(url)
+        self.in_flight -= 1
+        self._room.set()
+        future = self.waiters.get(url)
+        if future is not None and not future.done():
+            future.set_result(outcome)
+
+    # --- publishing and serving ----------------------------------------------------------------------
+
+    async def _publish(self, categories: set[str], entry_ids: set[str]) -> None:
+        if not self.config.settings.publish:
+            return
+        try:
+            # aggregator.outputs is the lead's publishing entry point; imported here, late, so that the
+            # daemon keeps polling (and says why it does not publish) in a build that lacks it.
+            from .outputs import publish_outputs  # type: ignore[import-not-found,unused-ignore]
+        except ImportError as error:
+            log.warning("not republishing %d categories: %s", len(categories), error, extra={"event": "publish"})
+            return
+        started = time.monotonic()
+        try:
+            kwargs = {"categories": categories, "entry_ids": entry_ids}
+            if inspect.iscoroutinefunction(publish_outputs):
+                await publish_outputs(self.config, self.archive, **kwargs)
+            else:
+                await asyncio.to_thread(publish_outputs, self.config, self.archive, **kwargs)
+        except AggregatorError as error:
+            self.metrics.publish_failures += 1
+            log.error("republishing failed: %s", error, extra={"event": "publish_failed"})
+            return
+        except Exception:
+            self.metrics.publish_failures += 1
+            log.exception("republishing failed")
+            return
+        self.metrics.publishes += 1
+        log.info(
+            "republished %d categories (%d changed entries) in %.1fs: %s",
+            len(categories),
+            len(entry_ids),
+            time.monotonic() - started,
+            ", ".join(sorted(categories)),
+            extra={"event": "published"},
+        )
+
+    def _rows(self) -> list[dict[str, Any]]:
+        return feed_rows(self.config, self.archive.feed_statuses())
+
+    async def health(self) -> dict[str, Any]:
+        rows = await asyncio.to_thread(self._rows)
+        return self.metrics.health(rows, stopping=self.stopping.is_set())
+
+    async def prometheus(self) -> str:
+        def read() -> tuple[list[dict[str, Any]], int]:
+            return self._rows(), self.archive.count_entries()
+
+        rows, entries = await asyncio.to_thread(read)
+        return self.metrics.prometheus(rows, entries)
+
+    async def _start_server(self) -> tuple[asyncio.Event, asyncio.Task[None]]:
+        """Serve subscribers (aggregator.server) plus /healthz and /metrics in this process and loop."""
+        from . import server as serving
+
+        settings = self.config.settings
+        listener = serving.bind_socket(settings.serve_host, settings.serve_port)  # a busy port: one clear error
+        host, port = listener.getsockname()[:2]
+        stop = asyncio.Event()
+        kwargs: dict[str, Any] = {}
+        if "app" in inspect.signature(serving.serve).parameters:
+            kwargs["app"] = health_app(self.health, self.prometheus, serving.create_app(self.config))
+            extra = " (plus /healthz and /metrics)"
+        else:
+            extra = "; /healthz and /metrics unavailable: this build's server.serve() takes no app="
+        task = asyncio.create_task(serving.serve(self.config, should_exit=stop, sock=listener, **kwargs))
+        log.info("serving http://%s:%d/%s", host, port, extra, extra={"event": "serving"})
+        return stop, task
+
+
+def run_daemon(config_path: Path, *, serve: bool = False) -> int:
+    """Entry point for `aggregator daemon`: take the lock, run until stopped, return the exit status."""
+    from .lock import DaemonLock
+
+    config = load_config(config_path)
+    with DaemonLock(config.settings.archive_dir):
+        return asyncio.run(Daemon(config, serve=serve).run())

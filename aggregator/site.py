@@ -1,0 +1,368 @@
+"""The static archive on disk: a Jekyll tree in `archive_dir/site/` and the same pages as plain HTML in
+`archive_dir/public/`, both derived from the database and rewritten only where bytes change.
+
+Incremental runs (`entry_ids` given) write those entries' posts and the listing pages that show them.
+Plain-HTML category pages are numbered from the oldest entry (page 1 holds the oldest `site_page_size`
+entries), so a new entry rewrites the category's front page and its newest page or two, not every page;
+`category/<slug>.html` always shows the newest entries.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
+
+from .atomic import write_atomic
+from .errors import AggregatorError
+from .models import Category, Config, StoredEntry
+from .render import VERBATIM, PostView, Renderer, SiteInfo, relative_url, render_jekyll_post
+from .slugs import SlugRequest, assign_slugs
+from .store import Archive
+
+_ID_CHUNK = 500
+
+
+@dataclass
+class SiteReport:
+    posts_written: int = 0
+    pages_written: int = 0
+    unchanged: int = 0
+    written_paths: list[str] = field(default_factory=list)
+
+    @property
+    def written(self) -> int:
+        return self.posts_written + self.pages_written
+
+
+@dataclass(frozen=True, slots=True)
+class IndexRow:
+    """What listings need about an entry; no content, so the whole archive fits in memory."""
+
+    id: str
+    category: str
+    feed_url: str
+    title: str
+    first_title: str
+    published: datetime
+    first_seen: str
+
+
+@dataclass(frozen=True, slots=True)
+class ListedEntry:
+    title: str
+    published: datetime
+    path: str
+    category_title: str
+
+
+@dataclass(frozen=True, slots=True)
+class CategoryListing:
+    slug: str
+    title: str
+    description: str
+    count: int
+    path: str
+
+
+class _Writer:
+    """Writes files under one root only, counting what changed."""
+
+    def __init__(self, root: Path, prefix: str, report: SiteReport) -> None:
+        self.root = root
+        self.resolved_root = root.resolve()
+        self.prefix = prefix
+        self.report = report
+
+    def write(self, relative: str, text: str, *, post: bool = False) -> None:
+        parts = relative.split("/")
+        if any(part in ("", ".", "..") for part in parts):
+            raise AggregatorError(f"refusing to write unsafe site path {relative!r}")
+        target = self.root.joinpath(*parts)
+        if not target.resolve().is_relative_to(self.resolved_root):
+            raise AggregatorError(f"refusing to write {relative!r} outside {self.root}")
+        if write_atomic(target, text.encode("utf-8")):
+            if post:
+                self.report.posts_written += 1
+            else:
+                self.report.pages_written += 1
+            self.report.written_paths.append(f"{self.prefix}/{relative}")
+        else:
+            self.report.unchanged += 1
+
+    def exists(self, relative: str) -> bool:
+        return self.root.joinpath(*relative.split("/")).is_file()
+
+
+class _Site:
+    """One run's view of the archive: index rows, slugs, categories, renderer and writers."""
+
+    def __init__(self, config: Config, archive: Archive, report: SiteReport) -> None:
+        self.config = config
+        self.archive = archive
+        settings = config.settings
+        self.page_size = settings.site_page_size
+        self.zone = ZoneInfo(settings.site_timezone)
+        self.renderer = Renderer(_templates_dir(config))
+        parts = urlsplit(settings.base_url)
+        self.info = SiteInfo(
+            title=settings.site_title,
+            language=settings.site_language,
+            base_url=settings.base_url,
+            home_url=f"//{parts.netloc}{parts.path or '/'}",
+        )
+        self.jekyll = _Writer(settings.archive_dir / "site", "site", report)
+        self.public = _Writer(settings.archive_dir / "public", "public", report)
+        self.rows = _index_rows(archive)  # oldest first
+        self.by_id = {row.id: row for row in self.rows}
+        self.slugs = assign_slugs(self._slug_request(row) for row in self.rows)
+        self.categories = _categories(config, self.rows)
+        self.by_category: dict[str, list[IndexRow]] = {slug: [] for slug in self.categories}
+        for row in self.rows:
+            self.by_category[row.category].append(row)
+        self.feed_tags = {feed.url: config.feed_tags(feed) for feed in config.feeds}
+
+    def _slug_request(self, row: IndexRow) -> SlugRequest:
+        site_day = row.published.astimezone(self.zone)
+        return SlugRequest(
+            entry_id=row.id,
+            title=row.first_title,
+            first_seen=row.first_seen,
+            scopes=(f"file {row.published:%Y-%m-%d}", f"url {row.category}/{site_day:%Y/%m/%d}"),
+        )
+
+    # --- posts ---------------------------------------------------------------------------------------
+
+    def post_view(self, entry: StoredEntry) -> PostView:
+        category = self.categories[entry.category]
+        tags = self.feed_tags.get(entry.feed_url, category.tags)
+        return PostView(
+            entry_id=entry.id,
+            title=entry.title,
+            published=entry.published,
+            category=entry.category,
+            category_title=category.title,
+            tags=tags,
+            body=entry.content or entry.summary,
+            link=entry.link,
+            slug=self.slugs[entry.id],
+            site_time=entry.published.astimezone(self.zone),
+        )
+
+    def row_paths(self, row: IndexRow) -> tuple[str, str]:
+        slug = self.slugs[row.id]
+        site_day = row.published.astimezone(self.zone)
+        return f"_posts/{row.published:%Y-%m-%d}-{slug}.md", f"{row.category}/{site_day:%Y/%m/%d}/{slug}.html"
+
+    def write_posts(self, entries: Iterable[StoredEntry]) -> None:
+        for entry in entries:
+            post = self.post_view(entry)
+            self.jekyll.write(post.post_file, render_jekyll_post(self.renderer, post, self.info), post=True)
+            category_path = f"category/{post.category}.html"
+            html = self.renderer.render(
+                "html/post.html",
+                **self.page_context(post.path, feeds=self.feeds_for(post.category)),
+                post=post,
+                category_path=category_path,
+            )
+            self.public.write(post.path, html, post=True)
+
+    # --- listings ------------------------------------------------------------------------------------
+
+    def page_context(self, page_path: str, feeds: list[dict[str, str]]) -> dict[str, Any]:
+        href: Callable[[str], str] = lambda target: relative_url(page_path, target)  # noqa: E731
+        return {"site": self.info, "href": href, "feeds": feeds}
+
+    def feeds_for(self, category: str | None) -> list[dict[str, str]]:
+        # The feeds live beside public/ on disk and at /feeds/ on the server: one more `..` reaches both
+        # (a browser clamps `..` at the server's root).
+        feeds = [{"title": self.info.title, "path": "../feeds/all.atom"}]
+        if category is not None:
+            feeds.insert(0, {"title": self.categories[category].title, "path": f"../feeds/{category}.atom"})
+        return feeds
+
+    def listed(self, row: IndexRow) -> ListedEntry:
+        return ListedEntry(
+            title=row.title,
+            published=row.published,
+            path=self.row_paths(row)[1],
+            category_title=self.categories[row.category].title,
+        )
+
+    def listing(self, slug: str) -> CategoryListing:
+        category = self.categories[slug]
+        return CategoryListing(
+            slug=slug,
+            title=category.title,
+            description=category.description,
+            count=len(self.by_category[slug]),
+            path=f"category/{slug}.html",
+        )
+
+    def write_home(self) -> None:
+        newest = [self.listed(row) for row in reversed(self.rows[-self.page_size :])]
+        listings = [self.listing(slug) for slug in self.categories]
+        html = self.renderer.render(
+            "html/index.html", **self.page_context("index.html", self.feeds_for(None)), categories=listings, newest=newest
+        )
+        self.public.write("index.html", html)
+
+    def page_count(self, slug: str) -> int:
+        return max(1, math.ceil(len(self.by_category[slug]) / self.page_size))
+
+    def write_category_front(self, slug: str) -> None:
+        rows = self.by_category[slug]
+        newest = rows[-self.page_size :]
+        # "Older" from the front page goes to the numbered page holding the next older entry.
+        older_position = len(rows) - len(newest) - 1
+        older = f"category/{slug}/page/{older_position // self.page_size + 1}.html" if older_position >= 0 else None
+        self._write_listing(slug, f"category/{slug}.html", newest, page_number=None, newer=None, older=older)
+
+    def write_category_page(self, slug: str, number: int) -> None:
+        rows = self.by_category[slug]
+        pages = self.page_count(slug)
+        chunk = rows[(number - 1) * self.page_size : number * self.page_size]
+        newer = f"category/{slug}/page/{number + 1}.html" if number < pages else f"category/{slug}.html"
+        older = f"category/{slug}/page/{number - 1}.html" if number > 1 else None
+        path = f"category/{slug}/page/{number}.html"
+        self._write_listing(slug, path, chunk, page_number=number, newer=newer, older=older)
+
+    def _write_listing(
+        self, slug: str, path: str, rows: list[IndexRow], page_number: int | None, newer: str | None, older: str | None
+    ) -> None:
+        html = self.renderer.render(
+            "html/category.html",
+            **self.page_context(path, self.feeds_for(slug)),
+            category=self.listing(slug),
+            items=[self.listed(row) for row in reversed(rows)],
+            page_number=page_number,
+            newer=newer,
+            older=older,
+            feed_path=f"../feeds/{slug}.atom",
+        )
+        self.public.write(path, html)
+
+    # --- Jekyll's fixed files ----------------------------------------------------------------------
+
+    def write_jekyll_frame(self) -> None:
+        parts = urlsplit(self.info.base_url)
+        self.jekyll.write(
+            "_config.yml",
+            self.renderer.render(
+                "jekyll/_config.yml",
+                site=self.info,
+                url=f"{parts.scheme}://{parts.netloc}",
+                baseurl=parts.path.rstrip("/"),
+                timezone=self.config.settings.site_timezone,
+                categories=list(self.categories.values()),
+            )
+            + "\n",
+        )
+        for template, target in VERBATIM.items():
+            self.jekyll.write(target, self.renderer.source(template))
+        for category in self.categories.values():
+            self.jekyll.write(
+                f"category/{category.slug}.html", self.renderer.render("jekyll/category.html", category=category) + "\n"
+            )
+
+
+def write_site(
+    config: Config, archive: Archive, entry_ids: set[str] | None = None, rebuild: bool = False
+) -> SiteReport:
+    """Write the static archive; see the module docstring for what each mode writes."""
+    report = SiteReport()
+    site = _Site(config, archive, report)
+    site.write_jekyll_frame()
+    if rebuild:
+        site.write_posts(archive.entries())
+    elif entry_ids is None:
+        missing = [
+            row.id
+            for row in site.rows
+            if not (site.jekyll.exists(site.row_paths(row)[0]) and site.public.exists(site.row_paths(row)[1]))
+        ]
+        site.write_posts(_entries_by_id(archive, missing))
+    else:
+        changed = [entry_id for entry_id in entry_ids if entry_id in site.by_id]
+        site.write_posts(_entries_by_id(archive, changed))
+    if rebuild or entry_ids is None:
+        for slug in site.categories:
+            site.write_category_front(slug)
+            for number in range(1, site.page_count(slug) + 1):
+                site.write_category_page(slug, number)
+        site.write_home()
+        return report
+    _write_affected_listings(site, {entry_id for entry_id in entry_ids if entry_id in site.by_id})
+    return report
+
+
+def _write_affected_listings(site: _Site, changed: set[str]) -> None:
+    if not changed:
+        return
+    first_page: dict[str, int] = {}
+    for slug, rows in site.by_category.items():
+        for position, row in enumerate(rows):
+            if row.id in changed:
+                # From the page before (its "newer" link may change) to the newest page.
+                first_page[slug] = max(1, position // site.page_size)
+                break
+    for slug, start in first_page.items():
+        site.write_category_front(slug)
+        for number in range(start, site.page_count(slug) + 1):
+            site.write_category_page(slug, number)
+    site.write_home()
+
+
+def _entries_by_id(archive: Archive, ids: list[str]) -> Iterator[StoredEntry]:
+    for start in range(0, len(ids), _ID_CHUNK):
+        yield from archive.entries(ids=ids[start : start + _ID_CHUNK])
+
+
+def _index_rows(archive: Archive) -> list[IndexRow]:
+    """Every entry's listing data, oldest first, with its first title (a later edit keeps the post's slug)."""
+    # A narrow read of the archive's tables: the Archive API yields whole entries with their content,
+    # far more than listings need for 100,000 entries.
+    cursor = archive.db.conn.execute(
+        """
+        SELECT e.id, e.category, e.feed_url, e.title,
+               COALESCE((SELECT r.title FROM entry_revisions r WHERE r.entry_id = e.id AND r.revision = 1), e.title),
+               e.published, e.first_seen
+        FROM entries e ORDER BY e.published_utc, e.id
+        """
+    )
+    return [
+        IndexRow(
+            id=row[0],
+            category=row[1],
+            feed_url=row[2],
+            title=row[3],
+            first_title=row[4],
+            published=datetime.fromisoformat(row[5]),
+            first_seen=row[6],
+        )
+        for row in cursor
+    ]
+
+
+def _categories(config: Config, rows: list[IndexRow]) -> dict[str, Category]:
+    """Configured categories in feeds.yaml order, then any that only the archive still remembers."""
+    categories = dict(config.categories)
+    for row in rows:
+        if row.category not in categories:
+            categories[row.category] = Category(slug=row.category, title=row.category)
+    return categories
+
+
+def _templates_dir(config: Config) -> Path | None:
+    directory = config.settings.templates_dir
+    if directory is None:
+        return None
+    directory = directory if directory.is_absolute() else config.path.parent / directory
+    if not directory.is_dir():
+        raise AggregatorError(f"templates_dir {directory} is not a folder")
+    return directory

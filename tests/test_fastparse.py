@@ -1,0 +1,110 @@
+"""Differential test: the lxml fast path (aggregator/fastparse.py) against feedparser, the reference.
+
+For every document the fast path accepts, parse.py must return the same RawFeed with and without it,
+and the normaliser must produce the same entries from both. Documents it declines fall back to
+feedparser, so they need no check here beyond "declining is allowed".
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+
+import pytest
+
+from aggregator.encoding import to_utf8_document
+from aggregator.errors import ParseError
+from aggregator.fastparse import parse_fast
+from aggregator.normalize import normalize_feed
+from aggregator.parse import defuse, parse_document
+
+from .conftest import CORPUS, corpus_files
+
+FETCHED_AT = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _bundled_samples() -> list[tuple[str, bytes, str]]:
+    folder = resources.files("aggregator.samples")
+    return [
+        (name, folder.joinpath(name).read_bytes(), "application/xml")
+        for name in ("rss2.xml", "atom.xml", "zhongguoshuiwubao-gbk.xml")
+    ]
+
+
+def _compare(name: str, body: bytes, content_type: str) -> bool:
+    """True when the fast path took the document; asserts it matched feedparser exactly."""
+    url = f"http://127.0.0.1:8000/feeds/{name}"
+    try:
+        reference = parse_document(body, url, content_type, fast=False)
+    except ParseError:
+        reference = None
+    try:
+        quick = parse_document(body, url, content_type)
+    except ParseError:
+        quick = None
+    if quick is None or reference is None:
+        assert quick == reference, name
+        return False
+    assert quick == reference, name
+    ours = normalize_feed(quick, feed_url=url, fetched_at=FETCHED_AT)
+    theirs = normalize_feed(reference, feed_url=url, fetched_at=FETCHED_AT)
+    assert ours == theirs, name
+    return _fast_path_accepts(body, url, content_type)
+
+
+def _fast_path_accepts(body: bytes, url: str, content_type: str) -> bool:
+    document, _ = to_utf8_document(body, content_type)
+    return parse_fast(defuse(document), url, content_type.split(";")[0].strip()) is not None
+
+
+def test_bundled_samples_take_the_fast_path_and_match_feedparser() -> None:
+    accepted = [name for name, body, kind in _bundled_samples() if _compare(name, body, kind)]
+    # The RSS 2.0 and Atom samples are plain well-formed feeds: the fast path must take them.
+    assert "rss2.xml" in accepted or "atom.xml" in accepted
+
+
+def test_benchmark_feeds_take_the_fast_path_and_match_feedparser() -> None:
+    """The benchmark's RSS and Atom feeds (CJK, HTML bodies, categories, authors) all go the fast way."""
+    import sys
+
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        from feedserver import FeedCorpus
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    corpus = FeedCorpus(12, seed=3)
+    corpus.mutate(0.5)
+    for spec in corpus.specs:
+        body, _etag = corpus.body(spec.index, compressed=False)
+        kind = "application/atom+xml" if spec.atom else "application/rss+xml; charset=utf-8"
+        assert _compare(f"bench-{spec.index}.xml", body, kind), spec.index
+
+
+@pytest.mark.skipif(not CORPUS.is_dir(), reason=f"feedparser corpus not found at {CORPUS}")
+def test_corpus_fast_path_matches_feedparser() -> None:
+    files = [p for p in corpus_files() if p.suffix != ".json"]
+    accepted = sum(_compare(path.name, path.read_bytes(), "application/xml") for path in files)
+    # Enough of the corpus goes the fast way for this comparison to mean something.
+    assert accepted > 500, accepted
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        b'<?xml version="1.0"?><!DOCTYPE rss [<!ENTITY a "x">]><rss version="2.0"><channel><title>&a;</title>'
+        b"</channel></rss>",
+        b'<rss version="0.91"><channel><title>t</title></channel></rss>',
+        b'<rss version="2.0"><channel><item><title>a</title><title>b</title></item></channel></rss>',
+        b'<feed xmlns="http://www.w3.org/2005/Atom" xml:base="http://x/"><title>t</title></feed>',
+        b'<feed xmlns="http://www.w3.org/2005/Atom"><entry><content type="xhtml"><div xmlns="http://www.w3.org/'
+        b'1999/xhtml">x</div></content></entry></feed>',
+        b'<rss version="2.0"><channel><item><description><p>raw markup</p></description></item></channel></rss>',
+        b'<rss version="2.0"><channel><item><title>unclosed</item></channel></rss>',
+        b'<rss version="2.0" xmlns:media="http://search.yahoo.com/mrss/"><channel><item><media:title>x'
+        b"</media:title></item></channel></rss>",
+    ],
+)
+def test_unusual_documents_are_declined(document: bytes) -> None:
+    assert parse_fast(document, "http://127.0.0.1/feed.xml") is None

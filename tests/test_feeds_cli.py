@@ -1,0 +1,166 @@
+"""`aggregator feeds list|add|remove|enable|disable`: feeds.yaml edits that keep comments and layout."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+from pytest_httpserver import HTTPServer
+
+from aggregator.cli import main
+from aggregator.config import load_config
+
+from .feeds import item, rss
+
+FEEDS_YAML = """\
+# My feeds: keep this comment.
+settings:
+  archive_dir: archive   # next to this file
+  publish: false
+
+categories:
+  tech:
+    title: Engineering
+  zhongguoshuiwubao:
+    title: 中国税务报新闻
+    tags: [中国税务报新闻]
+
+feeds:
+  # --- engineering ---
+  - url: https://a.example/feed.xml   # the first one
+    category: tech
+
+  # A Chinese source.
+  - url: https://b.example/rss.xml
+    category: zhongguoshuiwubao
+    enabled: false
+
+  # Last, with a comment after it.
+  - url: https://c.example/atom.xml
+    category: tech
+# end of feeds
+"""
+
+
+def run(config: Path, *args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, ["--config", str(config), *args])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    return result.exit_code, result.stdout, result.stderr
+
+
+def feeds_file(tmp_path: Path, text: str = FEEDS_YAML) -> Path:
+    path = tmp_path / "feeds.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_list_text_and_json(tmp_path: Path) -> None:
+    path = feeds_file(tmp_path)
+    code, out, err = run(path, "feeds", "list")
+    assert code == 0 and "[zhongguoshuiwubao] https://b.example/rss.xml  (disabled)" in out and "3 feeds" in err
+    code, out, _ = run(path, "feeds", "list", "--json", "--category", "zhongguoshuiwubao")
+    assert json.loads(out) == [
+        {
+            "url": "https://b.example/rss.xml",
+            "category": "zhongguoshuiwubao",
+            "title": None,
+            "enabled": False,
+            "tags": ["中国税务报新闻"],
+            "interval": None,
+        }
+    ]
+
+
+def test_add_without_discovery_appends_after_the_last_feed(tmp_path: Path) -> None:
+    path = feeds_file(tmp_path)
+    code, _out, err = run(
+        path,
+        "feeds",
+        "add",
+        "https://d.example/x.xml",
+        "--category",
+        "tech",
+        "--no-discover",
+        "--title",
+        'D: a "quoted" title',
+    )
+    assert code == 0, err
+    text = path.read_text("utf-8")
+    assert text.startswith(FEEDS_YAML.split("# end of feeds")[0])  # everything before is untouched
+    assert text.endswith(
+        '  - url: https://d.example/x.xml\n    category: tech\n    title: "D: a \\"quoted\\" title"\n# end of feeds\n'
+    )
+    feed = load_config(path).feeds[-1]
+    assert (feed.url, feed.title) == ("https://d.example/x.xml", 'D: a "quoted" title')
+
+
+def test_remove_keeps_the_neighbours_comments(tmp_path: Path) -> None:
+    path = feeds_file(tmp_path)
+    code, _out, err = run(path, "feeds", "remove", "https://b.example/rss.xml")
+    assert code == 0, err
+    assert path.read_text("utf-8") == FEEDS_YAML.replace(
+        "  - url: https://b.example/rss.xml\n    category: zhongguoshuiwubao\n    enabled: false\n", ""
+    )
+
+
+def test_enable_and_disable_touch_only_one_line(tmp_path: Path) -> None:
+    path = feeds_file(tmp_path)
+    assert run(path, "feeds", "enable", "https://b.example/rss.xml")[0] == 0
+    assert path.read_text("utf-8") == FEEDS_YAML.replace("    enabled: false\n", "")
+    assert run(path, "feeds", "disable", "https://c.example/atom.xml")[0] == 0
+    expected = FEEDS_YAML.replace("    enabled: false\n", "").replace(
+        "c.example/atom.xml\n    category: tech\n", "c.example/atom.xml\n    category: tech\n    enabled: false\n"
+    )
+    assert path.read_text("utf-8") == expected
+    code, _out, err = run(path, "feeds", "disable", "https://c.example/atom.xml")
+    assert code == 0 and "already disabled" in err
+    assert [f.enabled for f in load_config(path).feeds] == [True, True, False]
+
+
+def test_errors_are_one_line_and_write_nothing(tmp_path: Path) -> None:
+    path = feeds_file(tmp_path)
+    for args, message in [
+        (("feeds", "add", "https://a.example/feed.xml", "--category", "tech", "--no-discover"), "already configured"),
+        (("feeds", "add", "https://x.example/f", "--category", "nope", "--no-discover"), "unknown category 'nope'"),
+        (("feeds", "add", "ftp://x.example/f", "--category", "tech", "--no-discover"), "unsupported URL scheme"),
+        (("feeds", "remove", "https://missing.example/"), "no feed 'https://missing.example/'"),
+    ]:
+        code, _out, err = run(path, *args)
+        assert code == 2 and message in err, (args, err)
+        assert "Traceback" not in err
+    assert path.read_text("utf-8") == FEEDS_YAML
+
+
+def test_add_discovers_the_feed_of_a_web_page(tmp_path: Path, httpserver: HTTPServer) -> None:
+    page = """<!doctype html><html><head><title>Blog</title>
+      <link rel="alternate" type="application/atom+xml" title="Atom" href="/feeds/atom.xml">
+      <link rel="alternate" type="application/rss+xml" href="javascript:alert(1)">
+      <link rel="alternate" type="application/rss+xml" title="RSS" href="rss.xml">
+      </head><body>hello</body></html>"""
+    httpserver.expect_request("/blog/").respond_with_data(page, content_type="text/html; charset=utf-8")
+    httpserver.expect_request("/plain.xml").respond_with_data(rss([item(1)]), content_type="text/xml")
+    httpserver.expect_request("/nolinks").respond_with_data("<html><body>none</body></html>", content_type="text/html")
+    path = feeds_file(tmp_path)
+    code, _out, err = run(path, "feeds", "add", httpserver.url_for("/blog/"), "--category", "tech")
+    assert code == 0, err
+    assert f"discovered {httpserver.url_for('/feeds/atom.xml')}" in err
+    assert f"also offered: {httpserver.url_for('/blog/rss.xml')}" in err and "javascript" not in err
+    # A feed URL is added as it is.
+    assert run(path, "feeds", "add", httpserver.url_for("/plain.xml"), "--category", "tech")[0] == 0
+    assert [f.url for f in load_config(path).feeds][-2:] == [
+        httpserver.url_for("/feeds/atom.xml"),
+        httpserver.url_for("/plain.xml"),
+    ]
+    code, _out, err = run(path, "feeds", "add", httpserver.url_for("/nolinks"), "--category", "tech")
+    assert code == 1 and "no feed found" in err
+
+
+def test_adding_to_a_file_without_feeds(tmp_path: Path) -> None:
+    path = feeds_file(tmp_path, "categories:\n  tech:\n    title: T\nfeeds: []   # none yet\n")
+    assert run(path, "feeds", "add", "https://a.example/f", "--category", "tech", "--no-discover")[0] == 0
+    assert path.read_text("utf-8") == (
+        "categories:\n  tech:\n    title: T\nfeeds:  # none yet\n  - url: https://a.example/f\n    category: tech\n"
+    )
+    assert run(path, "feeds", "remove", "https://a.example/f")[0] == 0
+    assert load_config(path).feeds == ()

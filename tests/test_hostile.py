@@ -1,0 +1,251 @@
+"""Hostile and broken input: bounded time and memory, a clear error on that feed, the others unaffected,
+nothing unsafe stored. One case per family; each heavy case kept small enough for a fast suite."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from pytest_httpserver import HTTPServer
+
+from aggregator.models import Config
+
+from .conftest import run_update, write_config
+from .feeds import item, rss
+from .rawserver import raw_server
+
+GOOD = rss([item(1)])
+
+
+def _drip(conn: socket.socket) -> None:
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/rss+xml\r\nContent-Length: 100000\r\n\r\n")
+    for _ in range(30):
+        conn.sendall(b" ")
+        time.sleep(0.5)
+
+
+def _endless(conn: socket.socket) -> None:
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/rss+xml\r\n\r\n<rss>")
+    block = b"<x>" * 20000
+    for _ in range(2000):
+        conn.sendall(block)
+
+
+def _truncated(conn: socket.socket) -> None:
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/rss+xml\r\nContent-Length: 5000\r\n\r\n" + GOOD[:100])
+
+
+def _bad_gzip(conn: socket.socket) -> None:
+    body = b"\x1f\x8b\x08\x00garbage-not-deflate" * 3
+    head = f"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+    conn.sendall(head + body)
+
+
+def _truncated_gzip(conn: socket.socket) -> None:
+    body = gzip.compress(GOOD)[:-30]
+    head = f"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+    conn.sendall(head + body)
+
+
+def _huge_headers(conn: socket.socket) -> None:
+    conn.sendall(b"HTTP/1.1 200 OK\r\nX-Junk: " + b"a" * 200_000 + b"\r\nContent-Length: 0\r\n\r\n")
+
+
+def test_network_families_fail_cleanly_and_spare_the_other_feeds(
+    httpserver: HTTPServer, make_config: Callable[..., Config]
+) -> None:
+    httpserver.expect_request("/good").respond_with_data(GOOD, content_type="application/rss+xml")
+    servers = {"drip": _drip, "endless": _endless, "truncated": _truncated, "badgzip": _bad_gzip}
+    servers |= {"truncgzip": _truncated_gzip, "headers": _huge_headers}
+    from contextlib import ExitStack
+
+    with ExitStack() as stack:
+        urls = {name: stack.enter_context(raw_server(fn)) + f"/{name}" for name, fn in servers.items()}
+        config = make_config(
+            [{"url": httpserver.url_for("/good"), "category": "news"}]
+            + [{"url": url, "category": "news"} for url in urls.values()],
+            request_timeout="3s",
+            max_body_bytes="2MB",
+        )
+        started = time.monotonic()
+        summary = run_update(config)
+        elapsed = time.monotonic() - started
+    errors = {o.url.rsplit("/", 1)[-1]: o.error for o in summary.outcomes}
+    assert errors["good"] == ""
+    assert errors["drip"] == "timed out after 3s (the whole request, body included)"
+    assert errors["endless"] == "body larger than the 2 MiB limit (max_body_bytes)"
+    assert errors["truncated"].startswith("broken response")
+    assert errors["badgzip"].startswith("corrupt gzip body")
+    assert errors["truncgzip"] in ("truncated gzip body", "empty or truncated gzip body") or errors[
+        "truncgzip"
+    ].startswith("broken response")
+    assert errors["headers"].startswith("broken response")
+    assert all("\n" not in e for e in errors.values())
+    assert elapsed < 60  # the drip server alone would hold a naive client for 15 s+; bounded, not timed
+
+
+def test_document_families(httpserver: HTTPServer, make_config: Callable[..., Config]) -> None:
+    laughs = (
+        b'<?xml version="1.0"?><!DOCTYPE rss [<!ENTITY a "aaaaaaaaaa">'
+        + b"".join(f'<!ENTITY {chr(98 + i)} "{("&" + chr(97 + i) + ";") * 10}">'.encode() for i in range(9))
+        + b']><rss version="2.0"><channel><title>t</title><item><guid>1</guid><title>&j;</title></item></channel></rss>'
+    )
+    blowup = (
+        b'<?xml version="1.0"?><!DOCTYPE rss [<!ENTITY big "'
+        + b"B" * 50_000
+        + b'">]><rss version="2.0"><channel><title>t</title><item><guid>1</guid><description>'
+        + b"&big;" * 2_000
+        + b"</description></item></channel></rss>"
+    )
+    external = (
+        b'<?xml version="1.0"?><!DOCTYPE rss [<!ENTITY ext SYSTEM "file:///etc/passwd">]>'
+        b'<rss version="2.0"><channel><title>t</title><item><guid>1</guid><title>&ext;</title></item></channel></rss>'
+    )
+    nested = (
+        b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>' + b"<x>" * 50_000 + b"</channel></rss>"
+    )
+    many = rss([item(n, guid=f"n{n}") for n in range(10_000)])
+    long_author = rss([item(1, author="a" * 40_000)])
+    surrogate = GOOD.replace(b"Item 1", b"bad &#xD800; ref")
+    dates = rss(
+        [item(1, pubDate="Sat, 01 Jan 9999 00:00:00 +0000"), item(2, pubDate="Mon, 01 Jan 0001 00:00:00 +0000")]
+    )
+    garbage = os.urandom(4096)
+    xss = rss(
+        [
+            item(
+                1,
+                title="<script>alert(1)</script>Title\x01\x02",
+                link="javascript:alert(1)",
+                description=(
+                    '<form action="javascript:x"><img src=x onerror=alert(1)><a href="JaVaScRiPt&#58;x">y</a></form>'
+                ),
+            )
+        ]
+    )
+    docs = {
+        "laughs": laughs,
+        "blowup": blowup,
+        "external": external,
+        "nested": nested,
+        "many": many,
+        "author": long_author,
+        "surrogate": surrogate,
+        "dates": dates,
+        "garbage": garbage,
+        "xss": xss,
+    }
+    for name, body in docs.items():
+        httpserver.expect_request(f"/{name}").respond_with_data(body, content_type="application/rss+xml")
+    config = make_config([{"url": httpserver.url_for(f"/{name}"), "category": "news"} for name in docs])
+    summary = run_update(config)
+    outcomes = {o.url.rsplit("/", 1)[-1]: o for o in summary.outcomes}
+    assert not [o for o in outcomes.values() if o.error.startswith(("internal error", "parser failed"))]
+    assert outcomes["many"].new == 10_000
+    assert outcomes["garbage"].status == "error" and outcomes["garbage"].error.startswith("not a feed")
+    with sqlite3.connect(config.settings.database_path) as db:
+        longest = db.execute(
+            "SELECT max(length(title) + length(summary) + length(content) + length(author)) FROM entries"
+        )
+        assert longest.fetchone()[0] < 100_000  # no entity expansion reached the archive
+        assert "root:" not in "".join(r[0] for r in db.execute("SELECT title || summary FROM entries"))
+        flags = dict(db.execute("SELECT key, date_flag FROM entries WHERE feed_url LIKE '%/dates'").fetchall())
+        assert flags == {"id-1": "future", "id-2": "ancient"}
+        title, link, summary_html = db.execute(
+            "SELECT title, link, summary FROM entries WHERE feed_url LIKE '%/xss'"
+        ).fetchone()
+        assert title == "Title" and link == ""
+        lowered = summary_html.lower()
+        assert "javascript" not in lowered and "onerror" not in lowered and "<form" not in lowered
+        (author,) = db.execute("SELECT author FROM entries WHERE feed_url LIKE '%/author'").fetchone()
+        assert len(author) <= 1000
+
+
+def test_redirects_may_not_reach_private_addresses(httpserver: HTTPServer, tmp_path: Path) -> None:
+    other = socket.create_server(("127.0.0.1", 0))  # a loopback service the feed must not redirect into
+    other_port = other.getsockname()[1]
+    try:
+        targets = {
+            "other-port": f"http://127.0.0.1:{other_port}/admin",
+            "metadata": "http://169.254.169.254/latest/meta-data/",
+            "decimal": f"http://2130706433:{other_port}/",
+            "hex": f"http://0x7f.0.0.1:{other_port}/",
+            "file": "file:///etc/passwd",
+            "private": "http://10.0.0.1/feed",
+        }
+        for name, target in targets.items():
+            httpserver.expect_request(f"/{name}").respond_with_data("", status=302, headers={"Location": target})
+        httpserver.expect_request("/same-origin").respond_with_data("", status=302, headers={"Location": "/good"})
+        httpserver.expect_request("/good").respond_with_data(GOOD, content_type="application/rss+xml")
+        feeds = [{"url": httpserver.url_for(f"/{n}"), "category": "news"} for n in [*targets, "same-origin"]]
+        from aggregator.config import load_config
+
+        config = load_config(write_config(tmp_path, feeds, publish=False))
+        outcomes = {o.url.rsplit("/", 1)[-1]: o for o in run_update(config).outcomes}
+        assert outcomes["same-origin"].status == "ok"
+        for name in targets:
+            assert outcomes[name].status == "error", name
+            assert outcomes[name].error.startswith("refused"), outcomes[name].error
+        assert "add '127.0.0.1:" in outcomes["other-port"].error
+
+        allowed = load_config(
+            write_config(
+                tmp_path,
+                [{"url": httpserver.url_for("/other-port"), "category": "news"}],
+                publish=False,
+                allow_hosts=[f"127.0.0.1:{other_port}"],
+            )
+        )
+        outcome = run_update(allowed).outcomes[0]
+        assert not outcome.error.startswith("refused")  # allowed: it was fetched (and failed as a non-HTTP peer)
+
+        strict = load_config(
+            write_config(tmp_path, [{"url": httpserver.url_for("/good"), "category": "news"}], strict_network=True)
+        )
+        assert run_update(strict).outcomes[0].error.startswith("refused")
+    finally:
+        other.close()
+
+
+def test_sigkill_mid_run_leaves_a_consistent_archive(tmp_path: Path) -> None:
+    def slow(conn: socket.socket) -> None:
+        time.sleep(0.3)
+        body = rss([item(n, guid=f"{conn.fileno()}-{n}") for n in range(30)])
+        conn.sendall(f"HTTP/1.1 200 OK\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
+
+    with raw_server(slow) as base:
+        feeds = [{"url": f"{base}/f{n}", "category": "news"} for n in range(60)]
+        path = write_config(tmp_path, feeds, publish=False, per_host_concurrency=4, concurrency=4)
+        command = [sys.executable, "-m", "aggregator", "--config", str(path), "fetch-now", "--no-progress"]
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        database = tmp_path / "archive" / "aggregator.db"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if database.exists():
+                with sqlite3.connect(database) as db:
+                    tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master")}
+                    if "entries" in tables and db.execute("SELECT count(*) FROM entries").fetchone()[0] > 0:
+                        break
+            time.sleep(0.1)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        with sqlite3.connect(database) as db:
+            assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+            partial = db.execute("SELECT count(*) FROM entries").fetchone()[0]
+        assert 0 < partial < 60 * 30
+        finished = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        assert finished.returncode == 0, finished.stdout + finished.stderr
+        with sqlite3.connect(database) as db:
+            assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+            # Every entry exactly once: the ids embed the connection, so count per feed instead.
+            per_feed = db.execute("SELECT feed_url, count(*) FROM entries GROUP BY feed_url").fetchall()
+        assert len(per_feed) == 60
+        assert {count for _url, count in per_feed} <= {30, 60}

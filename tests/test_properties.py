@@ -1,0 +1,87 @@
+"""Property-based tests: any text into the normaliser comes out safe and well-formed."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from html.parser import HTMLParser
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from aggregator.dates import parse_date
+from aggregator.models import RawEntry, RawText
+from aggregator.normalize import normalize_entry
+
+
+class _AttributeCollector(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.found: list[tuple[str, str, str]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.found.extend((tag, name.lower(), (value or "").strip().lower()) for name, value in attrs)
+
+
+def _attributes(html: str) -> list[tuple[str, str, str]]:
+    collector = _AttributeCollector()
+    collector.feed(html)
+    collector.close()
+    return collector.found
+
+
+NOW = datetime(2024, 1, 1, tzinfo=UTC)
+XML_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+HOSTILE_BITS = st.sampled_from(
+    [
+        "<script>",
+        "</script>",
+        "javascript:",
+        "JaVaScRiPt&#58;",
+        " onerror=",
+        "<img src=x ",
+        "<a href=",
+        '"',
+        "'",
+        ">",
+        "<form action=",
+        "&#x6A;avascript:",
+        "<iframe",
+        "\x00",
+        "\x1b",
+        "\ud800",
+        "中文",
+        "<svg onload=",
+        "<style>",
+    ]
+)
+TEXT = st.lists(st.one_of(st.text(max_size=20), HOSTILE_BITS), max_size=12).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(title=TEXT, content=TEXT, link=TEXT, author=TEXT, kind=st.sampled_from(["text/html", "text/plain"]))
+def test_any_text_normalises_to_safe_output(title: str, content: str, link: str, author: str, kind: str) -> None:
+    entry = normalize_entry(
+        RawEntry(id=title, link=link, title=RawText(title, kind), content=RawText(content, kind), authors=(author,)),
+        feed_url="https://f.example/feed",
+        document_url="https://f.example/feed",
+        site_url="https://f.example/",
+        fetched_at=NOW,
+    )
+    for text in (entry.title, entry.content, entry.author, entry.link, entry.key):
+        assert not XML_FORBIDDEN.search(text)
+    assert "\n" not in entry.title and entry.title == entry.title.strip()
+    lowered = entry.content.lower()
+    assert "<script" not in lowered and "<iframe" not in lowered and "<form" not in lowered and "<style" not in lowered
+    for tag, name, value in _attributes(entry.content):
+        assert not name.startswith("on"), (tag, name)
+        if name in ("href", "src"):
+            assert value.startswith(("http://", "https://", "mailto:")), (tag, name, value)
+    assert entry.link == "" or entry.link.startswith(("http://", "https://"))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=40))
+def test_any_date_text_parses_or_is_none(text: str) -> None:
+    parsed = parse_date(text)
+    assert parsed is None or parsed.tzinfo is not None

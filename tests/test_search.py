@@ -1,0 +1,127 @@
+"""`aggregator search`: FTS5 trigram search over entries and their earlier versions, through the CLI."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from pytest_httpserver import HTTPServer
+from werkzeug import Response
+
+from aggregator.cli import main
+from aggregator.config import load_config
+from aggregator.demo import DEMO_CONFIG, serve_samples
+from aggregator.models import Config
+from aggregator.search import find_spans, make_snippet, parse_query
+
+from .conftest import run_update
+from .feeds import item, rss
+
+
+@pytest.fixture
+def sample_config(tmp_path: Path) -> Iterator[Path]:
+    """feeds.yaml for the three bundled sample feeds (one GBK Chinese), polled once into a real archive."""
+    with serve_samples() as base:
+        path = tmp_path / "feeds.yaml"
+        path.write_text(DEMO_CONFIG.format(base=base).replace("base_url:", "publish: false\n  base_url:"), "utf-8")
+        run_update(load_config(path))
+        yield path
+
+
+def invoke(config_path: Path, *args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, ["--config", str(config_path), *args])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    return result.exit_code, result.stdout, result.stderr
+
+
+def search_json(config_path: Path, *args: str) -> list[dict[str, object]]:
+    code, out, err = invoke(config_path, "search", "--json", *args)
+    assert code == 0, err
+    return json.loads(out)  # type: ignore[no-any-return]
+
+
+def test_chinese_phrase_is_found_ranked_with_snippet_and_highlight(sample_config: Path) -> None:
+    hits = search_json(sample_config, "征管改革")
+    assert [h["title"] for h in hits] == ["“四维”发力 确保征管改革见成效"]
+    hit = hits[0]
+    assert hit["category"] == "zhongguoshuiwubao"
+    assert hit["published"] == "2022-03-16T08:54:16+08:00"
+    assert hit["link"].startswith("http://finews.zning.xyz/")  # type: ignore[union-attr]
+    start, end = hit["highlights"][0]  # type: ignore[index]
+    assert hit["snippet"][start:end] == "征管改革"  # type: ignore[index]
+    assert hit["in_revision"] is False
+
+
+def test_two_character_chinese_word_is_matched_by_a_scan_with_a_note(sample_config: Path) -> None:
+    code, out, err = invoke(sample_config, "search", "--json", "税务")
+    assert code == 0
+    hits = json.loads(out)
+    assert len(hits) >= 2
+    assert all("税务" in h["title"] + h["snippet"] for h in hits)
+    assert "shorter than 3 characters" in err
+    assert "税务" not in out.split("[")[0]  # the note is on stderr, stdout is pure JSON
+
+
+def test_text_output_and_filters(sample_config: Path) -> None:
+    code, out, _err = invoke(sample_config, "search", "征管改革")
+    assert code == 0
+    assert "“四维”发力 确保征管改革见成效" in out and "2022-03-16 08:54 +0800" in out
+    assert search_json(sample_config, "征管改革", "--category", "tech") == []
+    assert search_json(sample_config, "征管改革", "--since", "2022-03-17") == []
+    assert len(search_json(sample_config, "征管改革", "--since", "2022-03-16")) == 1
+    latin = search_json(sample_config, "etag")  # case-insensitive for Latin letters
+    assert latin and all(h["category"] == "tech" for h in latin)
+
+
+def test_all_terms_required_and_phrases_keep_spaces(sample_config: Path) -> None:
+    assert search_json(sample_config, "征管改革 税务")  # both occur
+    assert search_json(sample_config, "征管改革 Radwege") == []  # never in one entry
+    assert search_json(sample_config, '"征管改革 的意见"') == []  # not adjacent with a space
+
+
+def test_bad_input_is_one_line(sample_config: Path, tmp_path: Path) -> None:
+    code, _out, err = invoke(sample_config, "search", '""')
+    assert code == 1 and err.startswith("error: empty search query")
+    code, _out, err = invoke(sample_config, "search", "x", "--category", "nope")
+    assert code == 2 and "unknown category 'nope'" in err
+    empty = tmp_path / "empty" / "feeds.yaml"
+    empty.parent.mkdir()
+    empty.write_text("categories: {a: {title: A}}\nfeeds: []\n", "utf-8")
+    code, _out, err = invoke(empty, "search", "x")
+    assert code == 1 and "run `aggregator fetch-now` first" in err
+    assert not (empty.parent / "archive" / "aggregator.db").exists()
+
+
+def test_an_earlier_version_is_searchable_and_deduplicated(
+    httpserver: HTTPServer, make_config: Callable[..., Config]
+) -> None:
+    versions = [
+        rss([item(1, description="<p>旧的表述：留抵退税 first wording</p>"), item(2)]),
+        rss([item(1, description="<p>新的表述：减税降费 second wording</p>"), item(2)]),
+    ]
+    httpserver.expect_request("/f").respond_with_handler(
+        lambda request: Response(versions.pop(0), content_type="application/rss+xml")
+    )
+    config = make_config([{"url": httpserver.url_for("/f"), "category": "news"}])
+    run_update(config)
+    run_update(config)
+    only_before = search_json(config.path, "留抵退税")
+    assert len(only_before) == 1
+    assert only_before[0]["in_revision"] is True and only_before[0]["revision"] == 1
+    assert "<p>" not in only_before[0]["snippet"]  # the revision was indexed as plain text
+    both = search_json(config.path, "wording")  # current and earlier versions match: listed once
+    assert [h["in_revision"] for h in both] == [False]
+    assert search_json(config.path, "second")[0]["in_revision"] is False
+    code, out, _err = invoke(config.path, "search", "留抵退税")
+    assert "matched earlier revision 1" in out
+
+
+def test_query_parsing_and_snippets() -> None:
+    assert parse_query('征管改革  "tax  reform" tax') == ("征管改革", "tax reform", "tax")
+    assert find_spans("ETag and etag", ["etag"]) == ((0, 4), (9, 13))
+    text, spans = make_snippet("x" * 300 + "needle" + "y" * 300, ["needle"], width=60)
+    assert text.startswith("…") and text.endswith("…")
+    assert [text[s:e] for s, e in spans] == ["needle"]

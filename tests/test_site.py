@@ -1,0 +1,179 @@
+"""The static archive on disk: the sample through the real pipeline, hostile titles, incremental writes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+import yaml
+
+from aggregator.config import load_config
+from aggregator.demo import DEMO_CONFIG, serve_samples
+from aggregator.models import Config
+from aggregator.pipeline import update_feeds
+from aggregator.site import write_site
+from aggregator.store import Archive
+
+from .conftest import SEED
+from .sitehelpers import cst, make_entry, store, tree_digest
+
+SAMPLE_POST = "_posts/2022-03-16-四维-发力-确保征管改革见成效.md"
+
+
+def demo_config(tmp_path: Path, base: str) -> Config:
+    text = DEMO_CONFIG.format(base=base).replace(
+        "base_url: https://archive.example.org/", "base_url: https://finews.withounder.com/"
+    )
+    path = tmp_path / "feeds.yaml"
+    path.write_text(text, encoding="utf-8")
+    return load_config(path)
+
+
+@pytest.fixture
+def sample_site(tmp_path: Path) -> Config:
+    """The bundled sample feeds fetched over HTTP into a real archive, then written as a site."""
+    with serve_samples() as base:
+        config = demo_config(tmp_path, base)
+        with Archive.open(config.settings.database_path) as archive:
+            asyncio.run(update_feeds(config, list(config.feeds), archive))
+            write_site(config, archive)
+    return config
+
+
+def test_the_sample_article_comes_out_exactly_as_the_seed(sample_site: Config) -> None:
+    if not SEED.is_file():
+        pytest.skip(f"the sample post {SEED} is not on this machine")
+    post = sample_site.settings.archive_dir / "site" / SAMPLE_POST
+    assert post.read_bytes() == SEED.read_bytes()
+
+
+def test_plain_html_site_has_every_page(sample_site: Config) -> None:
+    public = sample_site.settings.archive_dir / "public"
+    home = (public / "index.html").read_text(encoding="utf-8")
+    assert '<meta charset="utf-8">' in home and 'type="application/atom+xml"' in home
+    assert 'href="category/zhongguoshuiwubao.html"' in home and "中国税务报新闻" in home
+    category = (public / "category" / "zhongguoshuiwubao.html").read_text(encoding="utf-8")
+    post_path = "zhongguoshuiwubao/2022/03/16/四维-发力-确保征管改革见成效.html"
+    assert f'href="../{quote(post_path)}"' in category
+    post = (public / post_path).read_text(encoding="utf-8")
+    assert "<h1>“四维”发力 确保征管改革见成效</h1>" in post
+    assert 'href="../../../../category/zhongguoshuiwubao.html">返回中国税务报新闻</a>' in post
+    assert 'href="http://finews.zning.xyz/html_News/NewsShare.html?infoCode=NW202203162311033675"' in post
+    assert "http" not in "".join(line for line in post.splitlines() if "<link" in line or "<script" in line)
+
+
+def test_second_run_writes_nothing_and_rebuild_is_byte_identical(sample_site: Config) -> None:
+    root = sample_site.settings.archive_dir
+    before = tree_digest(root / "site") | tree_digest(root / "public")
+    with Archive.open(sample_site.settings.database_path) as archive:
+        assert write_site(sample_site, archive).written == 0
+        assert write_site(sample_site, archive, entry_ids=set()).written == 0
+        rebuilt = write_site(sample_site, archive, rebuild=True)
+    assert rebuilt.written == 0
+    assert tree_digest(root / "site") | tree_digest(root / "public") == before
+    # Even after deleting everything, a rebuild gives the same bytes.
+    for path in sorted((root / "public").rglob("*.html"), reverse=True):
+        path.unlink()
+    with Archive.open(sample_site.settings.database_path) as archive:
+        write_site(sample_site, archive, rebuild=True)
+    assert tree_digest(root / "site") | tree_digest(root / "public") == before
+
+
+def test_new_entry_writes_its_post_and_the_pages_listing_it(make_config: Callable[..., Config]) -> None:
+    config = make_config([{"url": "https://source.example.com/feed.xml", "category": "news"}], site_page_size=2)
+    store(config, [make_entry(f"Old {n}", f"k{n}", datetime(2024, 1, n + 1, tzinfo=UTC)) for n in range(5)], "news")
+    with Archive.open(config.settings.database_path) as archive:
+        write_site(config, archive)
+    new_ids = store(config, [make_entry("Fresh news", "fresh", datetime(2024, 2, 1, tzinfo=UTC))], "news")
+    with Archive.open(config.settings.database_path) as archive:
+        report = write_site(config, archive, entry_ids=set(new_ids))
+    assert sorted(report.written_paths) == [
+        "public/category/news.html",
+        "public/category/news/page/3.html",  # page 3 (entries 5-6) gains the new entry
+        "public/index.html",
+        "public/news/2024/02/01/fresh-news.html",
+        "site/_posts/2024-02-01-fresh-news.md",
+    ]
+    assert report.posts_written == 2
+
+
+def test_new_revision_rewrites_the_post_and_keeps_its_url(make_config: Callable[..., Config]) -> None:
+    config = make_config([{"url": "https://source.example.com/feed.xml", "category": "news"}])
+    store(config, [make_entry("First title", "k", cst(2024, 3, 1, 9, 0, 0))], "news")
+    with Archive.open(config.settings.database_path) as archive:
+        write_site(config, archive)
+    changed = store(config, [make_entry("Edited title", "k", cst(2024, 3, 1, 9, 0, 0), "<p>v2</p>")], "news")
+    with Archive.open(config.settings.database_path) as archive:
+        report = write_site(config, archive, entry_ids=set(changed))
+    post = config.settings.archive_dir / "site" / "_posts" / "2024-03-01-first-title.md"
+    assert "site/_posts/2024-03-01-first-title.md" in report.written_paths
+    assert yaml.safe_load(post.read_text(encoding="utf-8").split("---\n")[1])["title"] == "Edited title"
+    assert "<p>v2</p>" in post.read_text(encoding="utf-8")
+
+
+HOSTILE_TITLES = [
+    "../../etc/passwd",
+    "/absolute/../../x",
+    "x" * 2000,
+    "长" * 2000,
+    "!!!???...///",
+    "title: [not, a, list] & *alias !tag %x @y `z`",
+    "---\nlayout: evil\n---",
+    "quotes \" and \\ backslash ' and\ttab\r\nnewline",
+    "CON",
+    "{{ site.title }} {% raw %}",
+    "",
+]
+
+
+def test_hostile_titles_make_safe_files_that_parse_back(make_config: Callable[..., Config]) -> None:
+    config = make_config([{"url": "https://source.example.com/feed.xml", "category": "news"}])
+    entries = [make_entry(title, f"h{n}", cst(2024, 3, 1, 12, 0, n)) for n, title in enumerate(HOSTILE_TITLES)]
+    store(config, entries, "news")
+    with Archive.open(config.settings.database_path) as archive:
+        report = write_site(config, archive)
+    root = config.settings.archive_dir.resolve()
+    for written in report.written_paths:
+        path = (root / written).resolve()
+        assert path.is_relative_to(root / "site") or path.is_relative_to(root / "public")
+        assert len(path.name.encode("utf-8")) <= 200
+    posts = sorted((root / "site" / "_posts").glob("*.md"))
+    assert len(posts) == len(HOSTILE_TITLES)
+    titles = []
+    for post in posts:
+        text = post.read_text(encoding="utf-8")
+        titles.append(yaml.safe_load(text[4 : text.index("\n---\n", 4)])["title"])
+    assert sorted(titles) == sorted(HOSTILE_TITLES)
+    assert not (root.parent / "etc").exists()
+
+
+def test_operator_templates_override_the_bundled_ones(make_config: Callable[..., Config], tmp_path: Path) -> None:
+    templates = tmp_path / "my-templates" / "jekyll"
+    templates.mkdir(parents=True)
+    (templates / "post.md").write_text("{{ post.title }} | {{ home_url }}", encoding="utf-8")
+    config = make_config(
+        [{"url": "https://source.example.com/feed.xml", "category": "news"}], templates_dir="my-templates"
+    )
+    store(config, [make_entry("Hello", "k", cst(2024, 3, 1, 9, 0, 0))], "news")
+    with Archive.open(config.settings.database_path) as archive:
+        write_site(config, archive)
+    post = config.settings.archive_dir / "site" / "_posts" / "2024-03-01-hello.md"
+    assert post.read_text(encoding="utf-8") == "Hello | //archive.example.org/"
+
+
+def test_removed_feed_entries_stay_with_their_category_tags(tmp_path: Path) -> None:
+    with serve_samples() as base:
+        config = demo_config(tmp_path, base)
+        with Archive.open(config.settings.database_path) as archive:
+            asyncio.run(update_feeds(config, list(config.feeds), archive))
+    text = config.path.read_text(encoding="utf-8")
+    config.path.write_text(text.split("feeds:")[0] + "feeds: []\n", encoding="utf-8")
+    config = load_config(config.path)
+    with Archive.open(config.settings.database_path) as archive:
+        write_site(config, archive)
+    if SEED.is_file():
+        assert (config.settings.archive_dir / "site" / SAMPLE_POST).read_bytes() == SEED.read_bytes()
