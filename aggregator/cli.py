@@ -96,6 +96,12 @@ def _summary_lines(summary: RunSummary, seconds: float, archive: Archive) -> lis
     return lines
 
 
+def _log_line(outcome: UpdateOutcome) -> None:
+    """One plain line per feed on stderr, for logs and pipes where a progress bar makes no sense."""
+    detail = outcome.error if outcome.error else f"{outcome.new} new, {outcome.updated} updated"
+    click.echo(f"{outcome.status:<12} {outcome.url}  {detail}", err=True)
+
+
 def run_fetch(config: Config, urls: tuple[str, ...], category: str | None, progress: bool) -> tuple[RunSummary, float]:
     if category is not None and category not in config.categories:
         raise ConfigError(
@@ -115,11 +121,28 @@ def run_fetch(config: Config, urls: tuple[str, ...], category: str | None, progr
 
                 summary = asyncio.run(update_feeds(config, feeds, archive, on_outcome=advance))
         else:
-            summary = asyncio.run(update_feeds(config, feeds, archive))
+            summary = asyncio.run(update_feeds(config, feeds, archive, on_outcome=_log_line))
         seconds = time.monotonic() - started
         for line in _summary_lines(summary, seconds, archive):
             click.echo(line)
+        if config.settings.publish and not summary.storage_error:
+            _publish_after_fetch(config, archive, summary)
     return summary, seconds
+
+
+def _publish_after_fetch(config: Config, archive: Archive, summary: RunSummary) -> None:
+    from .outputs import publish_outputs
+
+    changed_ids = {entry_id for outcome in summary.outcomes for entry_id in outcome.changed_ids}
+    first_publish = not (config.settings.archive_dir / "site" / "_config.yml").exists()
+    report = publish_outputs(
+        config,
+        archive,
+        # The first publish of an archive writes everything; later ones only what this run changed.
+        categories=None if first_publish else summary.changed_categories,
+        entry_ids=None if first_publish else changed_ids,
+    )
+    click.echo(report.summary())
 
 
 @main.command("fetch-now")
@@ -170,6 +193,27 @@ def demo(directory: Path | None) -> None:
     from .demo import run_demo
 
     run_demo(directory)
+
+
+@main.command()
+@click.option("--rebuild", is_flag=True, help="Re-render every feed, page and post from the database.")
+@click.pass_context
+def publish(ctx: click.Context, rebuild: bool) -> None:
+    """Regenerate the republished feeds (archive/feeds/) and the site (archive/site/ for Jekyll,
+    archive/public/ as plain HTML) from the database. Only files whose content changed are rewritten;
+    with --rebuild every file is re-rendered, byte-identical when nothing changed.
+
+    \b
+    Examples:
+      aggregator publish
+      aggregator publish --rebuild
+    """
+    from .outputs import publish_outputs
+
+    config = load(ctx)
+    with Archive.open(config.settings.database_path) as archive:
+        report = publish_outputs(config, archive, rebuild=rebuild)
+    click.echo(report.summary())
 
 
 @main.command()

@@ -399,6 +399,9 @@ class Daemon:
         self._wake.set()
         try:
             await future
+        except asyncio.CancelledError:
+            # The scheduler cancels waiting jobs when the daemon stops: a normal end, not an error to log.
+            return
         finally:
             self.waiters.pop(url, None)
             self._reschedule(url)

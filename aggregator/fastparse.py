@@ -15,6 +15,7 @@ other, an entry without `updated` reporting its `published` date, content copied
 from __future__ import annotations
 
 import calendar
+import contextlib
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -51,7 +52,7 @@ _PARSER = etree.XMLParser(
 )
 
 
-class Decline(Exception):
+class DeclineError(Exception):
     """The document is outside what the fast path reproduces exactly."""
 
 
@@ -72,7 +73,7 @@ def parse_fast(document: bytes, url: str, media_type: str = "application/xml") -
             return _read_rss(root, url)
         if root.tag == f"{{{ATOM}}}feed":
             return _read_atom(root, url)
-    except Decline:
+    except DeclineError:
         return None
     return None
 
@@ -83,17 +84,16 @@ def parse_fast(document: bytes, url: str, media_type: str = "application/xml") -
 def _finish(value: str) -> str:
     """What feedparser's `pop()` does to every text after reading it."""
     value = value.strip()
-    try:  # feedparser "repairs" UTF-8 that was decoded as latin-1 (and so do we, to match it)
+    # feedparser "repairs" UTF-8 that was decoded as latin-1 (and so do we, to match it)
+    with contextlib.suppress(UnicodeEncodeError, UnicodeDecodeError):
         value = value.encode("iso-8859-1").decode("utf-8")
-    except (UnicodeEncodeError, UnicodeDecodeError):
-        pass
     return value.translate(_cp1252)
 
 
 def _text_of(element: Any) -> str:
     """The element's text; markup inside it (or a comment, or a PI) is read differently by feedparser."""
     if len(element):
-        raise Decline
+        raise DeclineError
     return _finish(element.text or "")
 
 
@@ -102,7 +102,7 @@ def _attributes(element: Any) -> dict[str, str]:
     attrs = {}
     for name, value in element.attrib.items():
         if name.startswith("{"):
-            raise Decline
+            raise DeclineError
         key = name.lower()
         value = value.lower() if key in ("rel", "type") else value
         attrs[key] = value.replace("&amp;", "&")
@@ -160,7 +160,7 @@ class _EntryBuilder:
 
     def once(self, name: str) -> None:
         if name in self.seen:
-            raise Decline  # which one feedparser keeps depends on nesting depth and element order
+            raise DeclineError  # which one feedparser keeps depends on nesting depth and element order
         self.seen.add(name)
 
     def set_id(self, value: str, is_link: bool) -> None:
@@ -226,7 +226,7 @@ def _best_content(contents: list[RawText]) -> RawText | None:
 def _read_rss(root: Any, url: str) -> RawFeed:
     channels = [child for child in root if child.tag == "channel"]
     if len(channels) != 1 or any(child.tag != "channel" for child in root if isinstance(child.tag, str)):
-        raise Decline
+        raise DeclineError
     title = link = language = ttl = None
     entries = []
     for child in channels[0]:
@@ -236,19 +236,19 @@ def _read_rss(root: Any, url: str) -> RawFeed:
         if tag == "item":
             entries.append(_read_rss_item(child, url))
         elif entries and tag in ("title", "link", "language", "ttl", "image", "textInput", "textinput"):
-            raise Decline  # feedparser's bookkeeping after items differs; rare enough to leave to it
+            raise DeclineError  # feedparser's bookkeeping after items differs; rare enough to leave to it
         elif tag == "title":
             if title is not None:
-                raise Decline
+                raise DeclineError
             title = _text_of(child)
         elif tag == "link":
             if link is not None:
-                raise Decline
+                raise DeclineError
             link = _text_of(child)
             link = _resolve(link) if link else link
         elif tag == "language":
             if language is not None:
-                raise Decline
+                raise DeclineError
             language = _text_of(child)
         elif tag == "ttl":
             ttl = _text_of(child)
@@ -257,13 +257,13 @@ def _read_rss(root: Any, url: str) -> RawFeed:
             if namespace == ATOM and tag == f"{{{ATOM}}}link" and child.get("rel") == "self":
                 continue
             if namespace not in _IGNORED_CHANNEL_NAMESPACES:
-                raise Decline
+                raise DeclineError
         elif tag in ("image", "textInput", "textinput", "cloud", "category", "description", "generator", "docs",
                      "copyright", "managingEditor", "webMaster", "pubDate", "lastBuildDate", "rating",
                      "skipHours", "skipDays"):  # fmt: skip
             continue
         else:
-            raise Decline
+            raise DeclineError
     if language is None:
         language = (root.get(XML_LANG) or "").replace("_", "-")
     return RawFeed(
@@ -311,21 +311,19 @@ def _read_rss_item(item: Any, url: str) -> RawEntry:
         elif tag == "category":
             attrs = _attributes(child)
             if attrs.get("term") or attrs.get("label"):
-                raise Decline
+                raise DeclineError
             value = _text_of(child)
             if value:
                 entry.tags.append(value)
         elif tag == "enclosure":
             if len(child):
-                raise Decline
+                raise DeclineError
             attrs = _attributes(child)
             entry.add_enclosure(attrs, attrs.get("url", attrs.get("uri", attrs.get("href"))))
-        elif tag == "comments":
-            continue
-        elif tag.startswith("{") and tag[1:].split("}", 1)[0] in _IGNORED_ITEM_NAMESPACES:
+        elif tag == "comments" or (tag.startswith("{") and tag[1:].split("}", 1)[0] in _IGNORED_ITEM_NAMESPACES):
             continue
         else:
-            raise Decline
+            raise DeclineError
     return entry.build()
 
 
@@ -336,14 +334,14 @@ def _atom_text(element: Any, url: str) -> RawText:
     attrs = _attributes(element)
     kind = _ATOM_TEXT_TYPES.get(attrs.get("type", "text"))
     if kind is None or "src" in attrs:
-        raise Decline  # XHTML, out-of-line or arbitrary media types
+        raise DeclineError  # XHTML, out-of-line or arbitrary media types
     return RawText(value=_text_of(element), type=kind, base=url)
 
 
 def _atom_link(element: Any, url: str) -> tuple[str, dict[str, str], str | None]:
     """(rel, attributes, resolved href) with feedparser's defaults."""
     if len(element):
-        raise Decline
+        raise DeclineError
     attrs = _attributes(element)
     rel = attrs.setdefault("rel", "alternate")
     attrs.setdefault("type", "application/atom+xml" if rel == "self" else "text/html")
@@ -366,32 +364,32 @@ def _read_atom(root: Any, url: str) -> RawFeed:
         if not isinstance(tag, str):
             continue
         if not tag.startswith(f"{{{ATOM}}}"):
-            raise Decline
+            raise DeclineError
         name = tag[len(ATOM) + 2 :]
         if name == "entry":
             entries.append(_read_atom_entry(child, url))
         elif entries and name in ("title", "link"):
-            raise Decline
+            raise DeclineError
         elif name == "title":
             if title is not None:
-                raise Decline
+                raise DeclineError
             title = _atom_text(child, url).value
         elif name == "link":
             rel, attrs, href = _atom_link(child, url)
             if href is None:
-                raise Decline
+                raise DeclineError
             if _is_html_alternate(rel, attrs):
                 link = href
         elif name == "id":
             if feed_id is not None:
-                raise Decline
+                raise DeclineError
             feed_id = _resolve(_text_of(child))
             link = feed_id if link is None else link  # feedparser: an id is the link until a link says otherwise
         elif name in ("updated", "subtitle", "generator", "icon", "logo", "rights", "category", "author",
                       "contributor"):  # fmt: skip
             continue
         else:
-            raise Decline
+            raise DeclineError
     language = root.get(XML_LANG) or ""
     return RawFeed(
         format="Atom 1.0",
@@ -409,7 +407,7 @@ def _read_atom_entry(element: Any, url: str) -> RawEntry:
         if not isinstance(tag, str):
             continue
         if not tag.startswith(f"{{{ATOM}}}"):
-            raise Decline
+            raise DeclineError
         name = tag[len(ATOM) + 2 :]
         if name == "title":
             entry.once("title")
@@ -419,7 +417,7 @@ def _read_atom_entry(element: Any, url: str) -> RawEntry:
         elif name == "link":
             rel, attrs, href = _atom_link(child, url)
             if href is None:
-                raise Decline
+                raise DeclineError
             if rel == "enclosure":
                 entry.add_enclosure(attrs, href)
             elif _is_html_alternate(rel, attrs):
@@ -438,11 +436,11 @@ def _read_atom_entry(element: Any, url: str) -> RawEntry:
             entry.authors.append(_atom_author(child))
         elif name == "category":
             if len(child):
-                raise Decline
+                raise DeclineError
             attrs = _attributes(child)
             value = _finish(child.text or "")
             if value and not attrs.get("term"):
-                raise Decline  # feedparser would take the element text as the term
+                raise DeclineError  # feedparser would take the element text as the term
             # feedparser keeps one tag per distinct (term, scheme, label)
             identity = (attrs.get("term"), attrs.get("scheme", attrs.get("domain")), attrs.get("label"))
             if identity in entry.atom_tags:
@@ -454,14 +452,14 @@ def _read_atom_entry(element: Any, url: str) -> RawEntry:
         elif name in ("contributor", "rights"):
             continue
         else:
-            raise Decline
+            raise DeclineError
     return entry.build()
 
 
 def _atom_author(element: Any) -> str:
     name = email = ""
     if (element.text or "").strip():
-        raise Decline
+        raise DeclineError
     for child in element:
         tag = child.tag
         if not isinstance(tag, str):
@@ -471,7 +469,7 @@ def _atom_author(element: Any) -> str:
         elif tag == f"{{{ATOM}}}email":
             email = _text_of(child)
         elif tag != f"{{{ATOM}}}uri":
-            raise Decline
+            raise DeclineError
         if (child.tail or "").strip():
-            raise Decline
+            raise DeclineError
     return name or email

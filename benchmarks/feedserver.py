@@ -33,11 +33,49 @@ from xml.sax.saxutils import escape
 
 FIRST_DATE = datetime(2024, 1, 1, tzinfo=UTC)
 LAST_MODIFIED_BASE = datetime(2025, 1, 1, tzinfo=UTC)
-_WORDS = (
-    "archive feed reader server network request latency parser entry category update storage index "
-    "search summary content title author date offset history revision policy operator source journal "
-    "report market weather city council budget school river station bridge festival museum library"
-).split()
+_WORDS = tuple(
+    [
+        "archive",
+        "feed",
+        "reader",
+        "server",
+        "network",
+        "request",
+        "latency",
+        "parser",
+        "entry",
+        "category",
+        "update",
+        "storage",
+        "index",
+        "search",
+        "summary",
+        "content",
+        "title",
+        "author",
+        "date",
+        "offset",
+        "history",
+        "revision",
+        "policy",
+        "operator",
+        "source",
+        "journal",
+        "report",
+        "market",
+        "weather",
+        "city",
+        "council",
+        "budget",
+        "school",
+        "river",
+        "station",
+        "bridge",
+        "festival",
+        "museum",
+        "library",
+    ]
+)
 _HANZI = "税务总局发布关于进一步优化营商环境的通知各地纳税人缴费人服务中心加快推进数字化改革新闻报道经济发展市场监管"
 _PARAGRAPH_POOL = 240
 

@@ -272,7 +272,7 @@ def print_table(results: dict[str, dict[str, Measurement]], feeds: int, new_entr
     print("|" + "-" * 30 + "|" + "|".join("-" * 14 for _ in headers) + "|")
     for phase, by_tool in results.items():
 
-        def line(label: str, value, fmt: str, better_low: bool) -> None:  # type: ignore[no-untyped-def]
+        def line(label: str, value, fmt: str, better_low: bool, by_tool=by_tool, phase=phase) -> None:  # type: ignore[no-untyped-def]
             values = [value(by_tool[t]) for t in tools]
             cells = [format(v, fmt) for v in values]
             if len(tools) == 2:

@@ -115,7 +115,7 @@ def test_an_earlier_version_is_searchable_and_deduplicated(
     both = search_json(config.path, "wording")  # current and earlier versions match: listed once
     assert [h["in_revision"] for h in both] == [False]
     assert search_json(config.path, "second")[0]["in_revision"] is False
-    code, out, _err = invoke(config.path, "search", "留抵退税")
+    _code, out, _err = invoke(config.path, "search", "留抵退税")
     assert "matched earlier revision 1" in out
 
 
