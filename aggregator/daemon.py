@@ -460,20 +460,15 @@ class Daemon:
     async def _publish(self, categories: set[str], entry_ids: set[str]) -> None:
         if not self.config.settings.publish:
             return
-        try:
-            # aggregator.outputs is the lead's publishing entry point; imported here, late, so that the
-            # daemon keeps polling (and says why it does not publish) in a build that lacks it.
-            from .outputs import publish_outputs  # type: ignore[import-not-found,unused-ignore]
-        except ImportError as error:
-            log.warning("not republishing %d categories: %s", len(categories), error, extra={"event": "publish"})
-            return
+        from .outputs import publish_outputs  # imported late: publishing pulls in feedgen and jinja2
+
         started = time.monotonic()
         try:
-            kwargs = {"categories": categories, "entry_ids": entry_ids}
-            if inspect.iscoroutinefunction(publish_outputs):
-                await publish_outputs(self.config, self.archive, **kwargs)
-            else:
-                await asyncio.to_thread(publish_outputs, self.config, self.archive, **kwargs)
+            # In a thread: rendering is CPU and disk work the polling loop should not wait for. Files are
+            # written atomically (rename), so a stop mid-publish never leaves a half-written file.
+            await asyncio.to_thread(
+                publish_outputs, self.config, self.archive, categories=categories, entry_ids=entry_ids
+            )
         except AggregatorError as error:
             self.metrics.publish_failures += 1
             log.error("republishing failed: %s", error, extra={"event": "publish_failed"})

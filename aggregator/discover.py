@@ -16,6 +16,7 @@ from urllib.parse import urljoin, urlsplit
 from .errors import FetchError
 from .fetch import HostLimiter, fetch_feed, make_client
 from .models import FeedConfig, FeedState, Fetched, FetchFailure, Settings
+from .netguard import refusal
 
 MAX_PAGE_BYTES = 5 * 1024 * 1024
 MAX_SECONDS = 20.0
@@ -133,11 +134,21 @@ async def _download(url: str, settings: Settings) -> Fetched:
     return result
 
 
+async def _public_only(found: tuple[FoundFeed, ...], page_url: str, settings: Settings) -> tuple[FoundFeed, ...]:
+    """A discovered URL was chosen by the page, not the operator: the private-network rule applies to it
+    (a feed on the page's own host and port is fine, as a redirect there would be)."""
+    allow = frozenset(h.lower() for h in settings.allow_hosts)
+    kept = []
+    for feed in found:
+        if await refusal(feed.url, page_url, allow, settings.strict_network) is None:
+            kept.append(feed)
+    return tuple(kept)
+
+
 def discover(url: str, settings: Settings) -> Discovery:
     """Download `url`: a feed is returned as is; an HTML page yields the feeds it links to."""
     fetched = asyncio.run(_download(url, settings))
     if looks_like_feed(fetched.body, fetched.content_type):
         return Discovery(url=url, is_feed=True)
-    return Discovery(
-        url=url, is_feed=False, feeds=feed_links(_page_text(fetched.body, fetched.content_type), fetched.final_url)
-    )
+    found = feed_links(_page_text(fetched.body, fetched.content_type), fetched.final_url)
+    return Discovery(url=url, is_feed=False, feeds=asyncio.run(_public_only(found, url, settings)))

@@ -7,6 +7,7 @@ are lower bounds the daemon promises (backoff, Retry-After, min_interval).
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import itertools
 import json
@@ -73,7 +74,9 @@ class FeedServer:
                 for name, value in headers.items():
                     self.send_header(name, value)
                 self.end_headers()
-                self.wfile.write(body)
+                # The daemon under test may be stopped mid-request, on purpose.
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    self.wfile.write(body)
 
             def log_message(self, *_: Any) -> None:
                 pass

@@ -17,7 +17,9 @@ from aggregator.store import Archive
 from .sitehelpers import cst, make_entry, store
 from .test_site import HOSTILE_TITLES
 
-pytestmark = pytest.mark.skipif(shutil.which("jekyll") is None, reason="jekyll is not installed (apt-get install jekyll)")
+pytestmark = pytest.mark.skipif(
+    shutil.which("jekyll") is None, reason="jekyll is not installed (apt-get install jekyll)"
+)
 
 
 def test_jekyll_builds_every_post_and_category_page(make_config: Callable[..., Config], tmp_path: Path) -> None:
@@ -30,7 +32,9 @@ def test_jekyll_builds_every_post_and_category_page(make_config: Callable[..., C
     # Late evening in New York is the next day in Shanghai: the URL date follows the site's zone.
     new_york = timezone(-timedelta(hours=5))
     entries.append(make_entry("Late edition", "late", datetime(2024, 3, 1, 23, 30, tzinfo=new_york)))
-    entries.append(make_entry("{{ liquid }} {% if %}", "liquid", cst(2024, 3, 2, 8, 0, 0), "<p>{{ x }} {% endif %}</p>"))
+    entries.append(
+        make_entry("{{ liquid }} {% if %}", "liquid", cst(2024, 3, 2, 8, 0, 0), "<p>{{ x }} {% endif %}</p>")
+    )
     store(config, entries, "news")
     with Archive.open(config.settings.database_path) as archive:
         write_site(config, archive)

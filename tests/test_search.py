@@ -125,3 +125,23 @@ def test_query_parsing_and_snippets() -> None:
     text, spans = make_snippet("x" * 300 + "needle" + "y" * 300, ["needle"], width=60)
     assert text.startswith("…") and text.endswith("…")
     assert [text[s:e] for s, e in spans] == ["needle"]
+
+
+def test_datasette_metadata_matches_the_schema_and_its_queries_run(sample_config: Path) -> None:
+    """datasette-metadata.json describes real tables and columns, and every canned query runs."""
+    import sqlite3
+
+    metadata = json.loads((Path(__file__).resolve().parents[1] / "datasette-metadata.json").read_text("utf-8"))
+    database = metadata["databases"]["aggregator"]
+    with sqlite3.connect(sample_config.parent / "archive" / "aggregator.db") as db:
+        for table, described in database["tables"].items():
+            columns = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+            assert set(described["columns"]) <= columns, table
+        params = {"per_category": "2", "q": "征管改革"}
+        results = {
+            name: db.execute(query["sql"], {k: v for k, v in params.items() if f":{k}" in query["sql"]}).fetchall()
+            for name, query in database["queries"].items()
+        }
+    assert {"latest_per_category", "feeds_in_error", "revised_entries"} <= set(results)
+    assert len(results["latest_per_category"]) == 6  # 2 for each of the 3 categories
+    assert results["search"][0][3] == "“四维”发力 确保征管改革见成效"
