@@ -20,7 +20,8 @@ from .models import Category, Config, FeedConfig, Settings
 
 _DURATION_PART = re.compile(r"(\d+)\s*([smhdw])")
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-RESERVED_SLUGS = {"all"}
+# "all" names the combined feed; "feeds" and "category" are top-level folders of the published site.
+RESERVED_SLUGS = {"all", "feeds", "category"}
 CATEGORY_SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 
@@ -343,7 +344,7 @@ def _read_categories(node: Any, document: Any, problems: _Problems) -> dict[str,
             problems.add(line, where, "slug must be lowercase letters, digits, '-' or '_' (at most 64)")
             continue
         if slug in RESERVED_SLUGS:
-            problems.add(line, where, f"{slug!r} is reserved (the combined feed of every category)")
+            problems.add(line, where, f"{slug!r} is reserved (it names the combined feed or a top-level folder of the site)")
             continue
         if body is None:
             body = CommentedMap()

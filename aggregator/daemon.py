@@ -25,8 +25,9 @@ import logging
 import os
 import random
 import signal
+import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,7 @@ from .decide import JITTER_FRACTION, MAX_JITTER, MAX_STARTUP_SPREAD, adaptive_in
 from .errors import AggregatorError, ConfigError
 from .fetch import HostLimiter, make_client
 from .metrics import DaemonMetrics, feed_rows, health_app
-from .models import Config, FeedConfig, Settings, UpdateOutcome
+from .models import Config, FeedConfig, PollRecord, Settings, StoreResult, UpdateOutcome
 from .parsepool import ParserPool
 from .pipeline import RunSummary, update_feeds
 from .store import Archive
@@ -114,6 +115,20 @@ def _recent_published(archive: Archive, url: str, limit: int = 20) -> list[datet
     return [t for t in (_parse_time(row[0]) for row in rows) if t is not None]
 
 
+class SerialWriteArchive(Archive):
+    """The daemon's one connection, shared by concurrent update_feeds calls whose writers each run in a
+    thread: one batch write at a time. Without the lock, sqlite-utils' atomic() in one thread sees the
+    other thread's open transaction and nests a savepoint in it ("no such savepoint" errors)."""
+
+    def __init__(self, db: Any, path: Path) -> None:
+        super().__init__(db, path)
+        self._write_lock = threading.Lock()
+
+    def record(self, polls: Sequence[PollRecord]) -> list[StoreResult]:
+        with self._write_lock:
+            return super().record(polls)
+
+
 class DebouncedPublisher:
     """Collects changed categories and entry ids; calls `publish` once per burst of changes."""
 
@@ -185,8 +200,8 @@ class Daemon:
             loop.add_signal_handler(sig, self._on_stop_signal, sig)
         loop.add_signal_handler(signal.SIGHUP, self._on_reload_signal)
         settings = self.config.settings
-        with Archive.open(settings.database_path) as archive:
-            self.archive = archive
+        with Archive.open(settings.database_path) as opened:
+            self.archive = SerialWriteArchive(opened.db, opened.path)
             async with (
                 make_client(settings) as client,
                 ParserPool(settings.parse_workers, settings.parse_timeout, settings.parse_memory_limit) as parser,
@@ -291,7 +306,7 @@ class Daemon:
         """Make the jobs match `config`: add new feeds, drop removed ones, reschedule changed ones."""
         first = not hasattr(self, "_applied")
         self._applied = True
-        old, self.config = self.feeds, config
+        old, old_settings, self.config = self.feeds, self.config.settings, config
         wanted = {feed.url: feed for feed in config.feeds if feed.enabled}
         removed = [url for url in old if url not in wanted]
         for url in removed:
@@ -305,9 +320,7 @@ class Daemon:
                 continue
             previous = old.get(url)
             self.feeds[url] = feed
-            if previous is not None and feed_interval(config.settings, previous) == feed_interval(
-                config.settings, feed
-            ):
+            if previous is not None and feed_interval(old_settings, previous) == feed_interval(config.settings, feed):
                 continue  # same schedule; other changes (title, tags, headers) apply at the next poll
             added += previous is None
             rescheduled += previous is not None
