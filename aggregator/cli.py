@@ -304,17 +304,19 @@ def search_command(
 ) -> None:
     """Full-text search over the titles and text of every archived entry and every earlier version of it.
 
-    Matching is by substring (SQLite FTS5 with trigrams), so it finds words inside Chinese text and
-    ignores case for Latin letters. Every space-separated word must occur; "double quotes" keep a phrase.
-    Terms shorter than 3 characters (e.g. 税务) are matched by scanning the text: slower, still exact.
-    Results are ranked (bm25, title matches count more) or sorted by date, with a snippet around the
-    match. An entry whose current text no longer matches but an earlier version did is marked so.
+    Chinese, Japanese and Korean terms of any length (征管改革, 税务) are found inside sentences; other
+    words match whole words, ignoring case and accents (cafe finds Café), and a trailing * matches
+    word beginnings (archiv* finds archive, archiving). Every space-separated term must occur;
+    "double quotes" keep a phrase. Results are ranked (bm25, title matches count more) or sorted by
+    date, with a snippet around the match. An entry whose current text no longer matches but an
+    earlier version did is marked so.
 
     \b
     Examples:
       aggregator search 征管改革
       aggregator search "conditional get" --category tech --since 2024-01-01
       aggregator search 税务 --limit 5 --json | jq '.[].link'
+      aggregator search 'archiv*' --sort date
     """
     from dataclasses import asdict
 
@@ -325,9 +327,9 @@ def search_command(
     with _open_existing_archive(config) as archive:
         order: SortOrder = "date" if sort == "date" else "rank"
         result = search(archive, query, category=category, feed_url=feed_url, since=since, limit=limit, sort=order)
-    if result.scanned_terms:
-        shown = ", ".join(result.scanned_terms)
-        click.echo(f"note: {shown}: shorter than 3 characters, matched by scanning all text (slower)", err=True)
+    if result.ignored_terms:
+        shown = ", ".join(result.ignored_terms)
+        click.echo(f"note: ignored {shown}: no letter or digit to search for", err=True)
     if as_json:
         rows = []
         for hit in result.hits:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
+from .fulltext import TOKENIZER, index_text, split_cjk
+
 migrations = Migrations("aggregator")
 
 
@@ -82,52 +84,61 @@ def m001_initial(db: Database) -> None:
             UNIQUE (entry_id, revision)
         );
 
-        -- Full-text search over titles and the plain text of summary and content. The trigram
-        -- tokenizer finds words inside Chinese text, which has no spaces between words.
-        CREATE VIRTUAL TABLE entries_fts USING fts5(title, body, tokenize = 'trigram');
+        -- Full-text search over titles and the plain text of summary and content, with every CJK
+        -- character spaced out so that words are found inside Chinese text (see fulltext.py).
+        CREATE VIRTUAL TABLE entries_fts USING fts5(title, body, tokenize = 'unicode61 remove_diacritics 2');
         """
     )
 
 
 def apply_migrations(db: Database) -> None:
+    register_index_functions(db)
     migrations.apply(db)
+
+
+# SQL names of fulltext.split_cjk and fulltext.index_text, for the entry_revisions_search trigger. The trigger
+# cannot run on a connection without them, so every writer opens the archive through Archive.open.
+SPLIT_CJK_SQL = "aggregator_split_cjk"
+INDEX_TEXT_SQL = "aggregator_index_text"
+
+
+def register_index_functions(db: Database) -> None:
+    """Make the index-form conversions callable from SQL on this connection."""
+    db.conn.create_function(SPLIT_CJK_SQL, 1, lambda text: split_cjk(text or ""), deterministic=True)
+    db.conn.create_function(
+        INDEX_TEXT_SQL, 2, lambda summary, content: index_text(summary or "", content or ""), deterministic=True
+    )
 
 
 @migrations()
 def m_search_revisions_fts(db: Database) -> None:
     """Full-text search over earlier versions of entries (`aggregator search` looks in both tables).
 
-    rowid = entry_revisions.id. The trigger takes the revision's plain text from `entries_fts`: the store
-    copies the old version into entry_revisions before it replaces that entry's search row, so at that
-    moment entries_fts still holds the old text, already converted from HTML by Python. When it does not
-    (a writer that changed that order), the raw HTML is indexed instead: still findable, never lost.
+    rowid = entry_revisions.id; same tokenizer and index form as entries_fts (see fulltext.py). The trigger
+    copies the revision's title and text from `entries_fts`: the store copies the old version into
+    entry_revisions before it replaces that entry's search row, so at that moment entries_fts still holds
+    the old version in index form, already converted by Python. When it does not (a writer that changed
+    that order), the revision's own title and HTML are converted by the SQL functions registered in
+    `register_index_functions`: still findable, never lost.
     """
     db.executescript(
-        """
-        CREATE VIRTUAL TABLE IF NOT EXISTS revisions_fts USING fts5(title, body, tokenize = 'trigram');
+        f"""
+        CREATE VIRTUAL TABLE IF NOT EXISTS revisions_fts USING fts5(title, body, tokenize = '{TOKENIZER}');
 
         CREATE TRIGGER IF NOT EXISTS entry_revisions_search AFTER INSERT ON entry_revisions
         BEGIN
-            INSERT INTO revisions_fts (rowid, title, body) VALUES (
-                new.id,
-                new.title,
-                COALESCE(
-                    (SELECT body FROM entries_fts
-                     WHERE rowid = (SELECT rowid FROM entries WHERE id = new.entry_id)),
-                    new.summary || ' ' || new.content
-                )
-            );
+            INSERT INTO revisions_fts (rowid, title, body)
+            SELECT new.id,
+                COALESCE(current.title, {SPLIT_CJK_SQL}(new.title)),
+                COALESCE(current.body, {INDEX_TEXT_SQL}(new.summary, new.content))
+            FROM (SELECT 1) LEFT JOIN entries_fts current
+                ON current.rowid = (SELECT rowid FROM entries WHERE id = new.entry_id);
         END;
         """
     )
-    # Revisions stored before this migration: index them from their HTML, converted here in Python.
-    from .sanitize import html_to_text
-
+    # Revisions stored before this migration: index them from their title and HTML, converted in Python.
     rows = db.execute("SELECT id, title, summary, content FROM entry_revisions").fetchall()
     db.conn.executemany(
         "INSERT INTO revisions_fts (rowid, title, body) VALUES (?, ?, ?)",
-        [
-            (rid, title, " ".join(p for p in (html_to_text(summary), html_to_text(content)) if p))
-            for rid, title, summary, content in rows
-        ],
+        [(rid, split_cjk(title), index_text(summary, content)) for rid, title, summary, content in rows],
     )

@@ -6,7 +6,6 @@ This is the one place that decides identity, dates and what HTML is allowed, whi
 from __future__ import annotations
 
 import hashlib
-import json
 from datetime import UTC, datetime, tzinfo
 
 from .dates import clamp_date, parse_date
@@ -58,13 +57,11 @@ def content_fingerprint(
     enclosures: tuple[Enclosure, ...],
 ) -> str:
     """Hash of what a reader sees. Dates are left out: feeds that re-stamp items on every poll would
-    otherwise make a new revision each time."""
-    payload = json.dumps(
-        [title, link, author, summary, content, list(tags), [[e.url, e.type, e.length] for e in enclosures]],
-        ensure_ascii=False,
-        separators=(",", ":"),
-    )
-    return hashlib.sha256(payload.encode()).hexdigest()
+    otherwise make a new revision each time. Fields are joined with NUL, which the normaliser removed
+    from every one of them, so two different entries cannot join to the same text."""
+    parts = [title, link, author, summary, content, *tags, "\x00"]
+    parts += [f"{e.url} {e.type} {e.length}" for e in enclosures]
+    return hashlib.sha256("\x00".join(parts).encode()).hexdigest()
 
 
 def _unique(values: tuple[str, ...]) -> tuple[str, ...]:

@@ -35,7 +35,10 @@ _SPACE = re.compile(r"\s+")
 def _resolve(base: str, tag: str, attribute: str, value: str) -> str | None:
     if attribute not in _URL_ATTRIBUTES:
         return value
-    absolute = urljoin(base, value.strip()) if base else value.strip()
+    value = value.strip()
+    if value.startswith(("https://", "http://")):
+        return value  # already absolute and safe: skip urljoin, the hot spot of sanitising
+    absolute = urljoin(base, value) if base else value
     scheme = urlsplit(absolute).scheme.lower()
     if scheme and scheme not in SAFE_SCHEMES:
         return None
@@ -67,6 +70,8 @@ def html_to_text(fragment: str) -> str:
     """Plain text of an HTML fragment, on one line: for titles, authors and search."""
     if not fragment:
         return ""
+    if "<" not in fragment and "&" not in fragment:
+        return plain_text(fragment)  # nothing to parse: most titles
     text = nh3.clean(remove_control_characters(fragment), tags=set(), clean_content_tags=_CLEAN_CONTENT)
     return _SPACE.sub(" ", html.unescape(_TAG.sub(" ", text))).strip()
 

@@ -1,16 +1,20 @@
-"""Full-text search over every archived entry and every earlier version of it (SQLite FTS5, trigram).
+"""Full-text search over every archived entry and every earlier version of it (SQLite FTS5, unicode61).
 
-The trigram tokenizer indexes every 3-character window, so it finds words inside Chinese text (which
-has no spaces) and parts of words in any language: search is substring search, ranked by bm25. A term
-shorter than three characters (the two-character Chinese word 税务, or "AI") has no trigram to look up,
-so such terms are matched with LIKE on the same FTS tables: a scan of the plain text, slower but exact.
+The index holds words, with every Chinese/Japanese/Korean character spaced out as a word of its own
+(see fulltext.py), so every term goes through the index: a CJK term of any length (征管改革, 税务, 税)
+is looked up as a phrase of single characters and found inside a sentence; a Latin term is matched as
+a whole word, ignoring case and diacritics (cafe finds Café). Results are ranked by bm25, a title match
+counting more than a body match.
 
-Query syntax: words separated by spaces, all required; "double quotes" keep a phrase with its spaces.
+Query syntax: words separated by spaces, all required; "double quotes" keep a phrase (its words next to
+each other, punctuation between them ignored); a trailing * makes the last word a prefix (archiv* finds
+archive and archiving). Snippets and highlights are computed on the stored text, not the index form.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,12 +22,20 @@ from typing import Any, Literal
 
 from .dates import to_utc_text
 from .errors import AggregatorError
+from .fulltext import phrase, split_cjk
+from .sanitize import html_to_text
 from .store import Archive
 
-MIN_TRIGRAM = 3
 SNIPPET_CHARS = 180
 TITLE_WEIGHT = 5.0
 _QUERY_PART = re.compile(r'"([^"]*)"?|(\S+)')
+# A run of letters, digits and combining marks (what unicode61 keeps as a word); split_cjk then cuts CJK
+# runs into characters. Marks: Latin/Greek/Cyrillic diacritics, Hebrew, Arabic, Indic and Thai blocks, kana voicing.
+_WORD_RUN = re.compile(
+    "(?:[^\\W_]|[\u0300-\u036f\u0483-\u0489\u0591-\u05c7\u0610-\u061a\u064b-\u065f\u0670"
+    "\u0900-\u0e7f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\u3099\u309a\ufe20-\ufe2f])+"
+)
+_DIACRITICS = re.compile("[\u0300-\u036f]")
 SortOrder = Literal["rank", "date"]
 
 
@@ -50,32 +62,59 @@ class SearchHit:
 
 @dataclass(frozen=True, slots=True)
 class SearchResult:
-    terms: tuple[str, ...]
+    terms: tuple[str, ...]  # the terms searched for
     hits: tuple[SearchHit, ...]
-    scanned_terms: tuple[str, ...]  # terms too short for the trigram index, matched by a scan
+    ignored_terms: tuple[str, ...]  # terms without a letter or digit (e.g. "#"): nothing the index can look up
 
 
 def parse_query(text: str) -> tuple[str, ...]:
     """Split a query into terms: whitespace separates terms, double quotes keep a phrase together."""
     terms = []
-    for phrase, word in _QUERY_PART.findall(text):
-        term = " ".join((phrase or word).split())
+    for quoted, word in _QUERY_PART.findall(text):
+        term = " ".join((quoted or word).split())
         if term and term not in terms:
             terms.append(term)
     return tuple(terms)
 
 
+def _fold(word: str) -> str:
+    """A word as unicode61 with remove_diacritics compares it: lower case, accents dropped."""
+    lowered = word.lower()
+    if lowered.isascii():
+        return lowered
+    # Only the diacritics Latin, Greek and Cyrillic letters decompose into: unicode61 keeps が apart from か.
+    return _DIACRITICS.sub("", unicodedata.normalize("NFD", lowered))
+
+
+def _words(text: str) -> list[tuple[int, int, str]]:
+    """The index's words of `text` with their [start, end) positions: letter/digit runs, CJK characters alone."""
+    words = []
+    for run in _WORD_RUN.finditer(text):
+        at = run.start()
+        for piece in split_cjk(run.group()).split():
+            words.append((at, at + len(piece), piece))
+            at += len(piece)
+    return words
+
+
+@dataclass(frozen=True, slots=True)
+class _Term:
+    text: str  # as typed
+    words: tuple[str, ...]  # its words, in order, as typed
+    prefix: bool  # trailing *: the last word may be the beginning of a longer word
+
+    @classmethod
+    def parse(cls, text: str) -> _Term:
+        core = text.rstrip("*")
+        return cls(text, tuple(word for _s, _e, word in _words(core)), prefix=core != text)
+
+    def fts(self) -> str:
+        """This term as an FTS5 phrase of its words (the tokenizer folds case and diacritics itself)."""
+        return phrase(" ".join(self.words)) + ("*" if self.prefix else "")
+
+
 def _utc_text(value: datetime) -> str:
     return to_utc_text(value if value.tzinfo is not None else value.replace(tzinfo=UTC))
-
-
-def _like_pattern(term: str) -> str:
-    escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
-def _fts_phrase(term: str) -> str:
-    return '"' + term.replace('"', '""') + '"'
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +131,7 @@ def _candidates(
     archive: Archive,
     *,
     fts_table: str,
-    terms: Sequence[str],
+    terms: Sequence[_Term],
     category: str | None,
     feed_url: str | None,
     since: datetime | None,
@@ -100,16 +139,8 @@ def _candidates(
     sort: SortOrder,
 ) -> list[_Candidate]:
     """Best `limit` matches in one FTS table: entries_fts (current text) or revisions_fts (earlier versions)."""
-    long_terms = [t for t in terms if len(t) >= MIN_TRIGRAM]
-    short_terms = [t for t in terms if len(t) < MIN_TRIGRAM]
-    where: list[str] = []
-    params: list[Any] = []
-    if long_terms:
-        where.append(f"{fts_table} MATCH ?")
-        params.append(" AND ".join(_fts_phrase(t) for t in long_terms))
-    for term in short_terms:
-        where.append(f"({fts_table}.title LIKE ? ESCAPE '\\' OR {fts_table}.body LIKE ? ESCAPE '\\')")
-        params.extend([_like_pattern(term)] * 2)
+    where = [f"{fts_table} MATCH ?"]
+    params: list[Any] = [" AND ".join(term.fts() for term in terms)]
     if category is not None:
         where.append("e.category = ?")
         params.append(category)
@@ -119,20 +150,6 @@ def _candidates(
     if since is not None:
         where.append("e.published_utc >= ?")
         params.append(_utc_text(since))
-    if long_terms:
-        score = f"bm25({fts_table}, {TITLE_WEIGHT}, 1.0)"
-        score_params: list[Any] = []
-    else:
-        # No trigram term means no bm25: rank by how often the terms occur, title hits counting more.
-        counts = []
-        for term in short_terms:
-            for column, weight in (("title", TITLE_WEIGHT), ("body", 1.0)):
-                counts.append(
-                    f"{weight} * (length({fts_table}.{column}) - length(replace(lower({fts_table}.{column}), "
-                    f"lower(?), ''))) / {len(term)}"
-                )
-        score = "-(" + " + ".join(counts) + ")"
-        score_params = [term for term in short_terms for _column in ("title", "body")]
     if fts_table == "entries_fts":
         source = "entries_fts JOIN entries e ON e.rowid = entries_fts.rowid"
         revision = "e.revision, 0"
@@ -143,10 +160,10 @@ def _candidates(
         revision = "r.revision, 1"
     order = "score, e.published_utc DESC" if sort == "rank" else "e.published_utc DESC, score"
     sql = (
-        f"SELECT e.id, {fts_table}.rowid, {score} AS score, e.published_utc, {revision} FROM {source} "
-        f"WHERE {' AND '.join(where)} ORDER BY {order} LIMIT ?"
+        f"SELECT e.id, {fts_table}.rowid, bm25({fts_table}, {TITLE_WEIGHT}, 1.0) AS score, e.published_utc, "
+        f"{revision} FROM {source} WHERE {' AND '.join(where)} ORDER BY {order} LIMIT ?"
     )
-    rows = archive.db.execute(sql, [*score_params, *params, limit]).fetchall()
+    rows = archive.db.execute(sql, [*params, limit]).fetchall()
     return [_Candidate(r[0], r[1], float(r[2]), r[3], r[4], bool(r[5])) for r in rows]
 
 
@@ -164,9 +181,13 @@ def search(
 
     An entry appears once: its current text when that matches, else its best-matching earlier revision.
     """
-    terms = parse_query(query)
-    if not terms:
+    parsed = [_Term.parse(text) for text in parse_query(query)]
+    if not parsed:
         raise SearchError("empty search query: give at least one word, e.g. aggregator search 征管改革")
+    terms = [term for term in parsed if term.words]
+    ignored = tuple(term.text for term in parsed if not term.words)
+    if not terms:
+        raise SearchError(f"nothing to search for in {query!r}: give at least one letter or digit")
     options: dict[str, Any] = {
         "terms": terms,
         "category": category,
@@ -186,13 +207,8 @@ def search(
         ranked = sorted(best.values(), key=lambda c: (c.in_revision, c.score, _desc(c.published_utc)))
     else:
         ranked = sorted(best.values(), key=lambda c: (_desc(c.published_utc), c.score))
-    chosen = ranked[:limit]
-    hits = _hits(archive, chosen, terms)
-    return SearchResult(
-        terms=terms,
-        hits=tuple(hits),
-        scanned_terms=tuple(t for t in terms if len(t) < MIN_TRIGRAM),
-    )
+    hits = _hits(archive, ranked[:limit], [term.text for term in terms])
+    return SearchResult(terms=tuple(term.text for term in terms), hits=tuple(hits), ignored_terms=ignored)
 
 
 def _desc(text: str) -> tuple[int, ...]:
@@ -200,26 +216,36 @@ def _desc(text: str) -> tuple[int, ...]:
     return tuple(-ord(ch) for ch in text)
 
 
+def _revision_texts(archive: Archive, revision_ids: Sequence[int]) -> dict[int, tuple[str, str, str]]:
+    """Title, summary and content of earlier versions (rowid of revisions_fts = entry_revisions.id)."""
+    if not revision_ids:
+        return {}
+    marks = ",".join("?" * len(revision_ids))
+    rows = archive.db.execute(
+        f"SELECT id, title, summary, content FROM entry_revisions WHERE id IN ({marks})", list(revision_ids)
+    )
+    return {row[0]: (row[1], row[2], row[3]) for row in rows}
+
+
 def _hits(archive: Archive, chosen: Sequence[_Candidate], terms: Sequence[str]) -> list[SearchHit]:
-    """Load title, text and metadata for the chosen matches only (bodies can be large)."""
+    """Load title, text and metadata for the chosen matches only (bodies can be large).
+
+    Snippets come from the stored title and HTML (as plain text), never from the index's spaced-out form."""
     if not chosen:
         return []
-    texts: dict[tuple[bool, int], tuple[str, str]] = {}
-    for in_revision, table in ((False, "entries_fts"), (True, "revisions_fts")):
-        rowids = [c.fts_rowid for c in chosen if c.in_revision == in_revision]
-        if rowids:
-            marks = ",".join("?" * len(rowids))
-            for rowid, title, body in archive.db.execute(
-                f"SELECT rowid, title, body FROM {table} WHERE rowid IN ({marks})", rowids
-            ):
-                texts[(in_revision, rowid)] = (title, body)
+    revisions = _revision_texts(archive, [c.fts_rowid for c in chosen if c.in_revision])
     entries = {entry.id: entry for entry in archive.entries(ids=[c.entry_id for c in chosen])}
     hits = []
     for candidate in chosen:
         entry = entries.get(candidate.entry_id)
         if entry is None:
             continue
-        title, body = texts.get((candidate.in_revision, candidate.fts_rowid), (entry.title, ""))
+        title, summary, content = (
+            revisions.get(candidate.fts_rowid, (entry.title, "", ""))
+            if candidate.in_revision
+            else (entry.title, entry.summary, entry.content)
+        )
+        body = " ".join(part for part in (html_to_text(summary), html_to_text(content)) if part)
         snippet, spans = make_snippet(body, terms)
         hits.append(
             SearchHit(
@@ -242,15 +268,22 @@ def _hits(archive: Archive, chosen: Sequence[_Candidate], terms: Sequence[str]) 
 
 
 def find_spans(text: str, terms: Sequence[str]) -> tuple[tuple[int, int], ...]:
-    """Non-overlapping [start, end) spans of every term in `text`, ignoring case."""
-    folded = text.lower()
+    """Non-overlapping [start, end) spans in `text` where a term matches as the index matches it: whole
+    words (a trailing * allows a longer last word), ignoring case and diacritics, CJK character by character."""
+    words = [(start, end, _fold(word)) for start, end, word in _words(text)]
     spans: list[tuple[int, int]] = []
-    for term in terms:
-        needle = term.lower()
-        start = folded.find(needle)
-        while start >= 0 and needle:
-            spans.append((start, start + len(needle)))
-            start = folded.find(needle, start + len(needle))
+    for term in map(_Term.parse, terms):
+        size = len(term.words)
+        if not size:
+            continue
+        *exact, last = map(_fold, term.words)
+        for at in range(len(words) - size + 1):
+            window = words[at : at + size]
+            if [w for _s, _e, w in window[:-1]] != exact:
+                continue
+            tail = window[-1][2]
+            if tail == last or (term.prefix and tail.startswith(last)):
+                spans.append((window[0][0], window[-1][1]))
     merged: list[tuple[int, int]] = []
     for start, end in sorted(spans):
         if merged and start <= merged[-1][1]:

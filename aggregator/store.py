@@ -19,9 +19,9 @@ from sqlite_utils import Database
 
 from .dates import to_utc_text
 from .errors import StorageError
+from .fulltext import index_text, split_cjk
 from .migrations import apply_migrations
 from .models import Enclosure, Entry, FeedConfig, FeedState, FeedStatus, PollRecord, StoredEntry, StoreResult
-from .sanitize import html_to_text
 
 T = TypeVar("T")
 BUSY_TIMEOUT_MS = 30_000
@@ -44,8 +44,8 @@ def _enclosures_json(enclosures: tuple[Enclosure, ...]) -> str:
     return json.dumps([{"url": e.url, "type": e.type, "length": e.length} for e in enclosures], ensure_ascii=False)
 
 
-def search_text(entry: Entry) -> str:
-    return " ".join(part for part in (html_to_text(entry.summary), html_to_text(entry.content)) if part)
+def _index_row(entry_id: str, entry: Entry) -> tuple[str, str, str]:
+    return (entry_id, split_cjk(entry.title), index_text(entry.summary, entry.content))
 
 
 class Archive:
@@ -213,11 +213,11 @@ class Archive:
             row = self._entry_row(entry_id, poll, entry, now)
             if entry_id not in existing:
                 new_rows.append(row)
-                fts_rows.append((entry_id, entry.title, search_text(entry)))
+                fts_rows.append(_index_row(entry_id, entry))
             elif existing[entry_id][0] != entry.content_hash:
                 row["revision"] = existing[entry_id][1] + 1
                 changed_rows.append(row)
-                fts_rows.append((entry_id, entry.title, search_text(entry)))
+                fts_rows.append(_index_row(entry_id, entry))
             else:
                 seen_ids.append((now, entry_id))
         conn = self.db.conn
