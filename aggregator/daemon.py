@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import inspect
 import logging
 import os
 import random
@@ -522,14 +521,9 @@ class Daemon:
         listener = serving.bind_socket(settings.serve_host, settings.serve_port)  # a busy port: one clear error
         host, port = listener.getsockname()[:2]
         stop = asyncio.Event()
-        kwargs: dict[str, Any] = {}
-        if "app" in inspect.signature(serving.serve).parameters:
-            kwargs["app"] = health_app(self.health, self.prometheus, serving.create_app(self.config))
-            extra = " (plus /healthz and /metrics)"
-        else:
-            extra = "; /healthz and /metrics unavailable: this build's server.serve() takes no app="
-        task = asyncio.create_task(serving.serve(self.config, should_exit=stop, sock=listener, **kwargs))
-        log.info("serving http://%s:%d/%s", host, port, extra, extra={"event": "serving"})
+        app = health_app(self.health, self.prometheus, serving.create_app(self.config))
+        task = asyncio.create_task(serving.serve(self.config, should_exit=stop, sock=listener, app=app))
+        log.info("serving http://%s:%d/ (plus /healthz and /metrics)", host, port, extra={"event": "serving"})
         return stop, task
 
 

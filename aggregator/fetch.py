@@ -197,10 +197,12 @@ async def fetch_feed(
     settings: Settings,
     limiter: HostLimiter,
 ) -> FetchResult:
-    """One conditional GET of `state.fetch_url`, following a few redirects; never raises."""
+    """One conditional GET of `state.fetch_url`, following a few redirects; never raises.
+
+    `request_timeout` bounds the time spent talking to servers (every hop and body together), not the
+    time spent queueing for a per-host slot: many feeds on one polite host must not time out unasked."""
     try:
-        async with asyncio.timeout(settings.request_timeout):
-            return await _fetch(client, feed, state, settings, limiter)
+        return await _fetch(client, feed, state, settings, limiter)
     except TimeoutError:
         return FetchFailure(f"timed out after {settings.request_timeout:g}s (the whole request, body included)")
     except _BodyTooLargeError:
@@ -230,27 +232,32 @@ async def _fetch(
     all_permanent = True
     visited = {url}
     allow_hosts = frozenset(h.lower() for h in settings.allow_hosts)
+    budget = settings.request_timeout
     for hop in range(settings.max_redirects + 1):
         if hop > 0 or url != feed.url or settings.strict_network:
             refused = await refusal(url, feed.url, allow_hosts, settings.strict_network)
             if refused:
                 return FetchFailure(refused, permanent_url=permanent_url if hop else None)
-        async with limiter.slot(url), client.stream("GET", url, headers=headers) as response:
-            status = response.status_code
-            if status in _PERMANENT or status in _TEMPORARY:
-                location = response.headers.get("Location")
-                if not location:
-                    return FetchFailure(f"HTTP {status} redirect without a Location header", status=status)
-                target = urljoin(url, location.strip())
-                if target in visited:
-                    return FetchFailure(f"redirect loop: {url} -> {target}", status=status)
-                visited.add(target)
-                all_permanent = all_permanent and status in _PERMANENT
-                if all_permanent:
-                    permanent_url = target
-                url = target
-                continue
-            return await _finish(response, url, status, settings, permanent_url)
+        async with limiter.slot(url):
+            started = time.monotonic()
+            try:
+                async with asyncio.timeout(budget), client.stream("GET", url, headers=headers) as response:
+                    status = response.status_code
+                    if status not in _PERMANENT and status not in _TEMPORARY:
+                        return await _finish(response, url, status, settings, permanent_url)
+                    location = response.headers.get("Location")
+            finally:
+                budget -= time.monotonic() - started
+        if not location:
+            return FetchFailure(f"HTTP {status} redirect without a Location header", status=status)
+        target = urljoin(url, location.strip())
+        if target in visited:
+            return FetchFailure(f"redirect loop: {url} -> {target}", status=status)
+        visited.add(target)
+        all_permanent = all_permanent and status in _PERMANENT
+        if all_permanent:
+            permanent_url = target
+        url = target
     return FetchFailure(f"too many redirects (more than {settings.max_redirects})", permanent_url=permanent_url)
 
 

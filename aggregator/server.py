@@ -32,6 +32,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from .errors import AggregatorError
 from .models import Config
@@ -272,9 +273,13 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def build_server(config: Config, *, embedded: bool = False, log_level: str = "warning") -> uvicorn.Server:
+def build_server(
+    config: Config, *, embedded: bool = False, log_level: str = "warning", app: ASGIApp | None = None
+) -> uvicorn.Server:
+    """A uvicorn server for `app` (default: the subscriber app for `config`; the daemon wraps it to add
+    /healthz and /metrics)."""
     uvicorn_config = uvicorn.Config(
-        create_app(config),
+        app or create_app(config),
         lifespan="off",
         log_level=log_level,
         access_log=log_level in ("debug", "info"),
@@ -292,12 +297,13 @@ async def serve(
     *,
     sock: socket.socket | None = None,
     log_level: str = "warning",
+    app: ASGIApp | None = None,
 ) -> None:
     """Serve until `should_exit` is set (in-process use, e.g. the daemon; signals stay with the host), or,
     without it, until SIGINT/SIGTERM. Pass `sock` (from `bind_socket`) to serve on a socket bound already."""
     settings = config.settings
     listener = sock or bind_socket(host or settings.serve_host, settings.serve_port if port is None else port)
-    server = build_server(config, embedded=should_exit is not None, log_level=log_level)
+    server = build_server(config, embedded=should_exit is not None, log_level=log_level, app=app)
     if should_exit is None:
         await server.serve(sockets=[listener])
         return

@@ -6,7 +6,7 @@ normalised entries: half Chinese, half English, ~600 characters of text each), t
 
     .venv/bin/python benchmarks/search_bench.py [--entries 100000] [--db /tmp/search-bench.db]
 
-The database is kept between runs (delete it to rebuild).
+The database is kept between runs (delete it to rebuild, e.g. after a change to the index's schema).
 """
 
 from __future__ import annotations
@@ -86,10 +86,12 @@ ENGLISH = [
 FEEDS = 200
 QUERIES = [
     ("Chinese phrase, 4 chars", "征管改革"),
-    ("Chinese word, 2 chars (scan)", "税务"),
+    ("Chinese word, 2 chars", "税务"),
+    ("Chinese, 1 char", "税"),
     ("Chinese, two terms", "留抵退税 营商环境"),
     ("English word", "backoff"),
     ("English phrase", '"conditional request"'),
+    ("English prefix", "subscri*"),
     ("rare word", "zyxwvut"),
     ("category filter", "征管改革 --category c3"),
 ]

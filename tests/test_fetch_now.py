@@ -301,3 +301,29 @@ def test_archive_schema_is_readable(httpserver: HTTPServer, make_config: Callabl
         assert entry.published.isoformat() == "2022-03-16T08:01:16+08:00"
         hits = archive.db.execute("SELECT rowid FROM entries_fts WHERE entries_fts MATCH 'Body'").fetchall()
         assert len(hits) == 1
+
+
+def test_per_host_politeness_queues_without_timing_out(
+    httpserver: HTTPServer, make_config: Callable[..., Config]
+) -> None:
+    import time
+
+    starts: list[float] = []
+
+    def handler(request: Request) -> Response:
+        starts.append(time.monotonic())
+        return Response(rss([item(1)]), content_type="application/rss+xml")
+
+    for n in range(6):
+        httpserver.expect_request(f"/polite{n}").respond_with_handler(handler)
+    config = make_config(
+        [{"url": httpserver.url_for(f"/polite{n}"), "category": "news"} for n in range(6)],
+        per_host_concurrency=1,
+        per_host_delay="1s",
+        request_timeout="2s",
+    )
+    summary = run_update(config)
+    # Six requests one second apart take five seconds: queueing for the host is not request time.
+    assert [o.status for o in summary.outcomes] == ["ok"] * 6
+    gaps = [b - a for a, b in zip(sorted(starts), sorted(starts)[1:], strict=False)]
+    assert min(gaps) >= 0.9

@@ -14,6 +14,7 @@ from werkzeug import Response
 from aggregator.cli import main
 from aggregator.config import load_config
 from aggregator.demo import DEMO_CONFIG, serve_samples
+from aggregator.fulltext import split_cjk
 from aggregator.models import Config
 from aggregator.search import find_spans, make_snippet, parse_query
 from aggregator.store import Archive
@@ -211,3 +212,14 @@ def test_datasette_metadata_matches_the_schema_and_its_queries_run(sample_config
     assert {"latest_per_category", "feeds_in_error", "revised_entries"} <= set(results)
     assert len(results["latest_per_category"]) == 6  # 2 for each of the 3 categories
     assert results["search"][0][3] == "“四维”发力 确保征管改革见成效"
+    # The canned query spaces out CJK characters in SQL exactly as fulltext.split_cjk does for the index.
+    search_sql = database["queries"]["search"]["sql"]
+    with sqlite3.connect(sample_config.parent / "archive" / "aggregator.db") as db:
+        assert len(db.execute(search_sql, {"q": "税务"}).fetchall()) >= 2
+        spaced_sql = search_sql[: search_sql.index(" SELECT e.id")] + " SELECT s FROM spaced ORDER BY i DESC LIMIT 1"
+        edges = [0x2E7F, 0x2E80, 0x2FDF, 0x2FE0, 0x303F, 0x3040, 0x312F, 0x3130, 0x318F, 0x3190, 0x31FF, 0x3200]
+        edges += [0x33FF, 0x3400, 0x4DBF, 0x4DC0, 0x4DFF, 0x4E00, 0x9FFF, 0xA000, 0xABFF, 0xAC00, 0xD7AF, 0xD7B0]
+        edges += [0xF8FF, 0xF900, 0xFAFF, 0xFB00, 0x1FFFF, 0x20000, 0x3134F, 0x31350]
+        text = "ab" + "".join(chr(code) + "x" for code in edges)
+        [(spaced,)] = db.execute(spaced_sql, {"q": text}).fetchall()
+    assert spaced.split() == split_cjk(text).split()
