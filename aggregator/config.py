@@ -66,13 +66,25 @@ def _non_negative_int(value: object) -> int:
     return value
 
 
+_FRACTIONAL_SECONDS = re.compile(r"^(\d+(?:\.\d+)?|\.\d+)\s*(ms|s)?$")
+
+
 def _seconds(value: object) -> float:
-    return float(parse_duration(value)) if isinstance(value, str) else float(_positive_number(value))
+    """A timeout or delay: a duration ('30s', '2m'), a fraction of a second ('0.25s', '250ms') or a number."""
+    if isinstance(value, str):
+        match = _FRACTIONAL_SECONDS.match(value.strip().lower())
+        if match:
+            seconds = float(match.group(1)) / (1000 if match.group(2) == "ms" else 1)
+            if seconds <= 0:
+                raise ValueError(f"must be positive, got {value!r}")
+            return seconds
+        return float(parse_duration(value))
+    return float(_positive_number(value))
 
 
 def _non_negative_seconds(value: object) -> float:
     """A duration that may be zero ('0', 0, '0s' switch a delay off)."""
-    if value in (0, "0", "0s") and not isinstance(value, bool):
+    if value in (0, 0.0, "0", "0s", "0ms") and not isinstance(value, bool):
         return 0.0
     return _seconds(value)
 
@@ -344,7 +356,9 @@ def _read_categories(node: Any, document: Any, problems: _Problems) -> dict[str,
             problems.add(line, where, "slug must be lowercase letters, digits, '-' or '_' (at most 64)")
             continue
         if slug in RESERVED_SLUGS:
-            problems.add(line, where, f"{slug!r} is reserved (it names the combined feed or a top-level folder of the site)")
+            problems.add(
+                line, where, f"{slug!r} is reserved (it names the combined feed or a top-level folder of the site)"
+            )
             continue
         if body is None:
             body = CommentedMap()

@@ -13,7 +13,7 @@ import html
 import re
 
 TOKENIZER = "unicode61 remove_diacritics 2"
-# CJK ideographs (with extensions and compatibility forms), kana, Hangul syllables, fullwidth forms.
+# CJK ideographs (with extensions and compatibility forms), kana, bopomofo, Hangul syllables.
 _CJK_RUN = re.compile(
     "[\u2e80-\u2fdf\u3040-\u30ff\u3100-\u312f\u3190-\u31ff\u3400-\u4dbf\u4e00-\u9fff"
     "\uac00-\ud7af\uf900-\ufaff\U00020000-\U0003134f]+"

@@ -35,7 +35,7 @@ class Settings:
     serve_host: str = "127.0.0.1"
     serve_port: int = 8080
     # Politeness and the daemon (issue 5): at least this long between request starts to one host.
-    per_host_delay: float = 0.0
+    per_host_delay: float = 0.25
     shutdown_grace: float = 30.0  # how long the daemon lets in-flight updates finish on SIGTERM
     adaptive_interval: bool = True  # stretch the interval of feeds that post rarely (never below `interval`)
     site_title: str = "Archive"

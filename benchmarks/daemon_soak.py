@@ -69,7 +69,7 @@ def main() -> None:
     config.write_text(
         f"settings:\n  archive_dir: archive\n  default_interval: {args.interval}s\n"
         f"  min_interval: {args.interval // 2}s\n  max_interval: {args.interval * 2}s\n"
-        "  publish: false\n  adaptive_interval: false\n"
+        "  publish: false\n  adaptive_interval: false\n  per_host_delay: 0\n  per_host_concurrency: 16\n"
         "categories:\n" + "".join(f"  c{i}: {{}}\n" for i in range(10)) + "feeds:\n" + feeds + "\n",
         encoding="utf-8",
     )

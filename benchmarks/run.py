@@ -201,6 +201,7 @@ def write_config(directory: Path, base: str, feeds: int, concurrency: int, per_h
         f"  archive_dir: {directory / 'aggregator-archive'}",
         f"  concurrency: {concurrency}",
         f"  per_host_concurrency: {per_host}",
+        "  per_host_delay: 0",
         "  publish: false",
         "categories:",
         "  bench:",

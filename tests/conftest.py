@@ -47,6 +47,8 @@ def write_config(
 def make_config(tmp_path: Path) -> Callable[..., Config]:
     def make(feeds: Iterable[dict[str, Any]], categories: dict[str, Any] | None = None, **settings: Any) -> Config:
         settings.setdefault("publish", False)
+        # Every test feed lives on one local server: politeness spacing would only slow the suite down.
+        settings.setdefault("per_host_delay", 0)
         return load_config(write_config(tmp_path, feeds, categories, **settings))
 
     return make

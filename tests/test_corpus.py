@@ -24,7 +24,7 @@ def test_whole_corpus_goes_through_the_pipeline(httpserver: HTTPServer, make_con
         route = f"/corpus/{index}/{path.name}"
         httpserver.expect_request(route).respond_with_data(path.read_bytes(), content_type="application/xml")
         feeds.append({"url": httpserver.url_for(route), "category": path.parent.name})
-    config = make_config(feeds, per_host_concurrency=16, concurrency=16)
+    config = make_config(feeds, per_host_concurrency=16, concurrency=16, per_host_delay=0)
     summary = run_update(config)
     assert len(summary.outcomes) == len(files)
     internal = [o for o in summary.outcomes if o.error.startswith(("internal error", "parser failed"))]

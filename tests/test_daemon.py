@@ -117,6 +117,7 @@ def daemon_config(directory: Path, feeds: list[dict[str, Any]], **settings: Any)
         "max_interval": "2s",
         "publish": False,
         "parse_workers": 1,
+        "per_host_delay": 0,
     }
     return write_config(directory, feeds, **{**defaults, **settings})
 

@@ -223,7 +223,7 @@ def test_sigkill_mid_run_leaves_a_consistent_archive(tmp_path: Path) -> None:
 
     with raw_server(slow) as base:
         feeds = [{"url": f"{base}/f{n}", "category": "news"} for n in range(60)]
-        path = write_config(tmp_path, feeds, publish=False, per_host_concurrency=4, concurrency=4)
+        path = write_config(tmp_path, feeds, publish=False, per_host_concurrency=4, concurrency=4, per_host_delay=0)
         command = [sys.executable, "-m", "aggregator", "--config", str(path), "fetch-now", "--no-progress"]
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         database = tmp_path / "archive" / "aggregator.db"
