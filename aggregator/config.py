@@ -11,12 +11,9 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
-
 from .errors import ConfigError
 from .models import Category, Config, FeedConfig, Settings
+from .yamlread import LineDict, YamlSyntaxError, item_line, key_line, load_yaml
 
 _DURATION_PART = re.compile(r"(\d+)\s*([smhdw])")
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -199,25 +196,6 @@ class _Problems:
         self.lines.append(f"{location}: {where}: {message}")
 
 
-def _key_line(node: Any, key: Any) -> int | None:
-    try:
-        return int(node.lc.key(key)[0])
-    except (AttributeError, KeyError, TypeError):
-        return _node_line(node)
-
-
-def _item_line(node: Any, index: int) -> int | None:
-    try:
-        return int(node.lc.item(index)[0])
-    except (AttributeError, KeyError, TypeError, IndexError):
-        return _node_line(node)
-
-
-def _node_line(node: Any) -> int | None:
-    lc = getattr(node, "lc", None)
-    return int(lc.line) if lc is not None and lc.line is not None else None
-
-
 def _string_list(value: object) -> tuple[str, ...]:
     if isinstance(value, str):
         value = [value]
@@ -271,7 +249,7 @@ def _read_field(problems: _Problems, node: Any, key: str, where: str, reader: Ca
     try:
         return reader(node[key])
     except ValueError as error:
-        problems.add(_key_line(node, key), f"{where}.{key}", str(error))
+        problems.add(key_line(node, key), f"{where}.{key}", str(error))
         return None
 
 
@@ -289,23 +267,19 @@ def load_config(path: str | Path) -> Config:
 
 def parse_config(text: str, path: Path) -> Config:
     try:
-        document = YAML(typ="rt").load(text)
-    except MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        line = f":{mark.line + 1}" if mark is not None else ""
-        problem = error.problem or error.context or "invalid YAML"
-        raise ConfigError(f"{path}{line}: YAML syntax error: {problem}") from None
-    except YAMLError as error:
-        raise ConfigError(f"{path}: YAML syntax error: {error}") from None
+        document = load_yaml(text)
+    except YamlSyntaxError as error:
+        line = f":{error.line + 1}" if error.line is not None else ""
+        raise ConfigError(f"{path}{line}: YAML syntax error: {error.problem}") from None
 
     problems = _Problems(path)
     if document is None:
-        document = CommentedMap()
+        document = LineDict()
     if not isinstance(document, dict):
         raise ConfigError(f"{path}:1: top level must be a mapping with settings, categories and feeds")
     for key in document:
         if key not in ("settings", "categories", "feeds"):
-            problems.add(_key_line(document, key), str(key), "unknown key (expected settings, categories, feeds)")
+            problems.add(key_line(document, key), str(key), "unknown key (expected settings, categories, feeds)")
 
     settings = _read_settings(document.get("settings"), document, path, problems)
     categories = _read_categories(document.get("categories"), document, problems)
@@ -318,12 +292,12 @@ def parse_config(text: str, path: Path) -> Config:
 def _read_settings(node: Any, document: Any, path: Path, problems: _Problems) -> Settings:
     values: dict[str, Any] = {}
     if node is not None and not isinstance(node, dict):
-        problems.add(_key_line(document, "settings"), "settings", "must be a mapping")
+        problems.add(key_line(document, "settings"), "settings", "must be a mapping")
         node = None
     for key in node or {}:
         reader = SETTING_READERS.get(key)
         if reader is None:
-            problems.add(_key_line(node, key), f"settings.{key}", "unknown setting")
+            problems.add(key_line(node, key), f"settings.{key}", "unknown setting")
             continue
         value = _read_field(problems, node, key, "settings", reader)
         if value is not None:
@@ -335,7 +309,7 @@ def _read_settings(node: Any, document: Any, path: Path, problems: _Problems) ->
     settings = Settings(archive_dir=archive_dir, **{k: v for k, v in values.items() if k in known})
     if settings.min_interval > settings.max_interval:
         problems.add(
-            _key_line(node, "min_interval") if node else None,
+            key_line(node, "min_interval") if node else None,
             "settings.min_interval",
             f"must not exceed max_interval ({format_duration(settings.max_interval)})",
         )
@@ -347,11 +321,11 @@ def _read_categories(node: Any, document: Any, problems: _Problems) -> dict[str,
     if node is None:
         return categories
     if not isinstance(node, dict):
-        problems.add(_key_line(document, "categories"), "categories", "must be a mapping of slug to category")
+        problems.add(key_line(document, "categories"), "categories", "must be a mapping of slug to category")
         return categories
     for slug, body in node.items():
         where = f"categories.{slug}"
-        line = _key_line(node, slug)
+        line = key_line(node, slug)
         if not isinstance(slug, str) or not CATEGORY_SLUG.match(slug):
             problems.add(line, where, "slug must be lowercase letters, digits, '-' or '_' (at most 64)")
             continue
@@ -361,13 +335,13 @@ def _read_categories(node: Any, document: Any, problems: _Problems) -> dict[str,
             )
             continue
         if body is None:
-            body = CommentedMap()
+            body = LineDict()
         if not isinstance(body, dict):
             problems.add(line, where, "must be a mapping (title, description, tags)")
             continue
         for key in body:
             if key not in CATEGORY_KEYS:
-                problems.add(_key_line(body, key), f"{where}.{key}", "unknown key (expected title, description, tags)")
+                problems.add(key_line(body, key), f"{where}.{key}", "unknown key (expected title, description, tags)")
         title = _read_field(problems, body, "title", where, _text) if "title" in body else slug
         description = _read_field(problems, body, "description", where, _text) if "description" in body else ""
         tags = _read_field(problems, body, "tags", where, _string_list) if "tags" in body else ()
@@ -380,12 +354,12 @@ def _read_feeds(node: Any, document: Any, categories: dict[str, Category], probl
     if node is None:
         return feeds
     if not isinstance(node, list):
-        problems.add(_key_line(document, "feeds"), "feeds", "must be a list of feeds")
+        problems.add(key_line(document, "feeds"), "feeds", "must be a list of feeds")
         return feeds
     seen: dict[str, int] = {}
     for index, body in enumerate(node):
         where = f"feeds[{index}]"
-        line = _item_line(node, index)
+        line = item_line(node, index)
         if not isinstance(body, dict):
             problems.add(line, where, "must be a mapping with at least url and category")
             continue
@@ -393,7 +367,7 @@ def _read_feeds(node: Any, document: Any, categories: dict[str, Category], probl
         for key in body:
             if key not in FEED_KEYS:
                 problems.add(
-                    _key_line(body, key), f"{where}.{key}", f"unknown key (expected {', '.join(sorted(FEED_KEYS))})"
+                    key_line(body, key), f"{where}.{key}", f"unknown key (expected {', '.join(sorted(FEED_KEYS))})"
                 )
         if "url" not in body:
             problems.add(line, f"{where}.url", "missing (every feed needs a url)")
@@ -404,7 +378,7 @@ def _read_feeds(node: Any, document: Any, categories: dict[str, Category], probl
         if category is not None and category not in categories:
             known = ", ".join(sorted(categories)) or "none defined"
             problems.add(
-                _key_line(body, "category"), f"{where}.category", f"unknown category {category!r} (known: {known})"
+                key_line(body, "category"), f"{where}.category", f"unknown category {category!r} (known: {known})"
             )
         optional = {
             "title": _text,
@@ -421,7 +395,7 @@ def _read_feeds(node: Any, document: Any, categories: dict[str, Category], probl
         if url is not None:
             if url in seen:
                 problems.add(
-                    _key_line(body, "url"), f"{where}.url", f"duplicate feed {url!r} (first at line {seen[url] + 1})"
+                    key_line(body, "url"), f"{where}.url", f"duplicate feed {url!r} (first at line {seen[url] + 1})"
                 )
             else:
                 seen[url] = line or 0

@@ -20,8 +20,6 @@ from zoneinfo import ZoneInfo
 
 from .errors import ParseError
 from .models import ParsedFeed
-from .normalize import normalize_feed
-from .parse import parse_document
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +35,11 @@ class ParseJob:
 
 def run_parse_job(job: ParseJob) -> ParsedFeed | str:
     """Parse + normalise one document. A problem with the document is returned as a message."""
+    # Imported here, in the worker (the forkserver preloads them): a run where every feed answers 304
+    # never pays for importing feedparser, lxml and nh3 in the main process.
+    from .normalize import normalize_feed
+    from .parse import parse_document
+
     try:
         raw = parse_document(job.body, job.fetched_from, job.content_type, job.charset)
         zone: tzinfo = ZoneInfo(job.timezone) if job.timezone else UTC
@@ -71,7 +74,7 @@ class ParserPool:
     def _start(self) -> ProcessPoolExecutor:
         if self._executor is None:
             context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload(["aggregator.parsepool"])
+            context.set_forkserver_preload(["aggregator.parsepool", "aggregator.parse", "aggregator.normalize"])
             self._executor = ProcessPoolExecutor(
                 max_workers=self.workers, mp_context=context, initializer=_limit_memory, initargs=(self.memory_limit,)
             )

@@ -150,3 +150,19 @@ def test_sizes() -> None:
     assert parse_size(1000) == 1000
     with pytest.raises(ValueError):
         parse_size("lots")
+
+
+def test_scalars_follow_yaml_core_schema(tmp_path: Path) -> None:
+    """Only true/false are booleans: a title "No" or "on" stays text, as a round-trip editor reads it."""
+    path = tmp_path / "feeds.yaml"
+    path.write_text(
+        "categories:\n  news: {title: No}\n  tech: {title: on}\n"
+        "feeds:\n  - {url: 'https://a.example/', category: news, enabled: false}\n",
+        encoding="utf-8",
+    )
+    config = load_config(path)
+    assert config.categories["news"].title == "No" and config.categories["tech"].title == "on"
+    assert config.feeds[0].enabled is False
+    path.write_text("feeds:\n  - {url: 'https://a.example/', category: news, enabled: yes}\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="feeds\\[0\\].enabled: must be true or false, got 'yes'"):
+        load_config(path)
