@@ -9,7 +9,7 @@ feedparser decides in its own way — makes it decline (return None), and the ca
 The quirks reproduced here are feedparser 6's own: whitespace stripped from every text, windows-1252
 code points mapped, "double-encoded UTF-8" repaired, RSS titles that look like HTML typed as HTML,
 permalink guids and Atom ids resolved against the document URL and used as the link when there is no
-other, an entry without `updated` reporting its `published` date, content copied to an absent summary.
+other, content copied to an absent summary.
 """
 
 from __future__ import annotations
@@ -194,8 +194,6 @@ class _EntryBuilder:
             summary = RawText(value=self.content[0].value, type="text/html", base=self.url)
         published_parsed = _date(self.published) if self.published else None
         updated, updated_parsed = self.updated, _date(self.updated) if self.updated else None
-        if "updated" not in self.seen:  # FeedParserDict answers `updated` with `published`
-            updated, updated_parsed = self.published, published_parsed
         return RawEntry(
             id=self.id,
             link=self.link or "",

@@ -182,9 +182,10 @@ def _to_raw_entry(entry: Any, url: str) -> RawEntry:
         content=_best_content(entry.get("content") or [], base),
         authors=authors,
         published=entry.get("published") or entry.get("created") or "",
-        updated=entry.get("updated") or "",
+        # dict.get: FeedParserDict would answer a missing `updated` with `published` (deprecated, warns).
+        updated=dict.get(entry, "updated") or "",
         published_parsed=_parsed_date(entry.get("published_parsed") or entry.get("created_parsed")),
-        updated_parsed=_parsed_date(entry.get("updated_parsed")),
+        updated_parsed=_parsed_date(dict.get(entry, "updated_parsed")),
         tags=tuple(
             t.get("term") or t.get("label") or "" for t in entry.get("tags") or [] if t.get("term") or t.get("label")
         ),
