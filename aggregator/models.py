@@ -200,6 +200,9 @@ class Entry:
     tags: tuple[str, ...]
     enclosures: tuple[Enclosure, ...]
     content_hash: str
+    # summary and content as the full-text index stores them (fulltext.index_text), computed in the parser
+    # processes so that the single archive writer does not have to
+    search_body: str = ""
 
 
 @dataclass(frozen=True, slots=True)

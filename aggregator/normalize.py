@@ -9,6 +9,7 @@ import hashlib
 from datetime import UTC, datetime, tzinfo
 
 from .dates import clamp_date, parse_date
+from .fulltext import index_text
 from .models import Enclosure, Entry, ParsedFeed, RawEntry, RawFeed, RawText
 from .sanitize import html_to_text, plain_text, remove_control_characters, safe_url, sanitize_html, text_to_html
 
@@ -119,6 +120,7 @@ def normalize_entry(
         tags=tags,
         enclosures=enclosures,
         content_hash=content_fingerprint(title, link, author, summary, content, tags, enclosures),
+        search_body=index_text(summary, content),
     )
 
 

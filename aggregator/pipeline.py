@@ -198,7 +198,7 @@ async def update_feeds(
     settings = config.settings
     summary = RunSummary()
     states = archive.feed_states(feeds)
-    queue: asyncio.Queue[PollRecord | None] = asyncio.Queue()
+    queue: asyncio.Queue[PollRecord | None] = asyncio.Queue(maxsize=2 * WRITE_BATCH)
     global_limit = asyncio.Semaphore(settings.concurrency)
     host_limiter = limiter or HostLimiter(settings.per_host_concurrency, settings.per_host_delay)
 
@@ -244,6 +244,11 @@ async def update_feeds(
                 for poll in batch:
                     report(_failed(poll, summary.storage_error))
                 continue
+            except Exception as error:  # a bug must not stop the writer: pollers would wait on it forever
+                log.exception("unexpected failure storing a batch of %d feeds", len(batch))
+                for poll in batch:
+                    report(_failed(poll, f"internal error while storing: {type(error).__name__}: {error}"))
+                continue
             for poll, stored in zip(batch, results, strict=True):
                 report(_outcome(poll, stored.new, stored.updated, stored.new_ids + stored.updated_ids))
 
@@ -265,7 +270,9 @@ async def update_feeds(
                     consecutive_errors=state.consecutive_errors + 1,
                     error=f"internal error: {type(error).__name__}: {error}",
                 )
-        await queue.put(poll)
+            # Still holding the slot: when the writer falls behind, fetching waits for it instead of
+            # piling parsed feeds up in memory.
+            await queue.put(poll)
 
     writer_task = asyncio.create_task(writer())
     try:

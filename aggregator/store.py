@@ -45,7 +45,7 @@ def _enclosures_json(enclosures: tuple[Enclosure, ...]) -> str:
 
 
 def _index_row(entry_id: str, entry: Entry) -> tuple[str, str, str]:
-    return (entry_id, split_cjk(entry.title), index_text(entry.summary, entry.content))
+    return (entry_id, split_cjk(entry.title), entry.search_body or index_text(entry.summary, entry.content))
 
 
 class Archive:
