@@ -11,8 +11,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from pathlib import Path
 
-import click
-
 from .config import load_config
 from .store import Archive
 
@@ -96,16 +94,16 @@ def run_demo(directory: Path | None) -> None:
         config_path = root / "feeds.yaml"
         config_path.write_text(DEMO_CONFIG.format(base=base), encoding="utf-8")
         config = load_config(config_path)
-        click.echo(f"Serving {len(SAMPLES)} sample feeds at {base}; config written to {config_path}")
+        print(f"Serving {len(SAMPLES)} sample feeds at {base}; config written to {config_path}")
         summary, _seconds = run_fetch(config, (), None, progress=False)
-    click.echo("")
-    click.echo("Stored entries (newest first, dates in each source's own offset):")
+    print("")
+    print("Stored entries (newest first, dates in each source's own offset):")
     with Archive.open(config.settings.database_path) as archive:
         for entry in archive.entries():
-            click.echo(f"  [{entry.category}] {entry.published:%Y-%m-%d %H:%M:%S %z}  {entry.title}")
-    click.echo("")
-    click.echo(f"Database: {config.settings.database_path}")
-    click.echo(f"Try:      sqlite-utils tables {config.settings.database_path} --counts")
-    click.echo(f"Re-run:   aggregator --config {config_path} fetch-now   (while no server runs, feeds fail cleanly)")
+            print(f"  [{entry.category}] {entry.published:%Y-%m-%d %H:%M:%S %z}  {entry.title}")
+    print("")
+    print(f"Database: {config.settings.database_path}")
+    print(f"Try:      sqlite-utils tables {config.settings.database_path} --counts")
+    print(f"Re-run:   aggregator --config {config_path} fetch-now   (while no server runs, feeds fail cleanly)")
     if summary.failed:
         raise SystemExit(1)

@@ -124,6 +124,9 @@ class HostLimiter:
             yield
 
 
+Client = httpx.AsyncClient  # the HTTP client type other modules pass around without importing httpx
+
+
 def make_client(settings: Settings) -> httpx.AsyncClient:
     timeout = httpx.Timeout(settings.request_timeout, connect=settings.connect_timeout)
     limits = httpx.Limits(

@@ -17,12 +17,12 @@ from urllib.parse import urlsplit
 
 import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
-from slugify import slugify
 
 from .config import CATEGORY_SLUG, RESERVED_SLUGS
 from .errors import ConfigError
 from .feedsfile import NewCategory, NewFeed
 from .models import Config
+from .slugs import ascii_slug
 
 OPML_NS = "https://github.com/aggregator-archive/aggregator/opml"
 ET.register_namespace("aggregator", OPML_NS)
@@ -53,7 +53,7 @@ def category_slug(title: str) -> str:
 
     A title with nothing to transliterate (emoji, punctuation) gets a stable short hash instead.
     """
-    slug = slugify(title, max_length=64, word_boundary=True, lowercase=True)
+    slug = ascii_slug(title)
     if not slug or slug in RESERVED_SLUGS or not CATEGORY_SLUG.match(slug):
         slug = (slug[:48] + "-" if slug else "folder-") + hashlib.sha256(title.encode("utf-8")).hexdigest()[:8]
     return slug

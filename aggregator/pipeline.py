@@ -10,11 +10,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
-import httpx
-
 from .decide import body_fingerprint, next_poll_at, poll_delay
 from .errors import StorageError
-from .fetch import HostLimiter, fetch_feed, make_client
+from .fetch import Client, HostLimiter, fetch_feed, make_client
 from .models import (
     Config,
     FeedConfig,
@@ -74,7 +72,7 @@ async def _poll(
     config: Config,
     feed: FeedConfig,
     state: FeedState,
-    client: httpx.AsyncClient,
+    client: Client,
     limiter: HostLimiter,
     parser: ParserPool,
 ) -> PollRecord:
@@ -186,7 +184,7 @@ async def update_feeds(
     *,
     on_outcome: Callable[[UpdateOutcome], None] | None = None,
     skip_gone: bool = True,
-    client: httpx.AsyncClient | None = None,
+    client: Client | None = None,
     parser: ParserPool | None = None,
     limiter: HostLimiter | None = None,
 ) -> RunSummary:
@@ -252,7 +250,7 @@ async def update_feeds(
             for poll, stored in zip(batch, results, strict=True):
                 report(_outcome(poll, stored.new, stored.updated, stored.new_ids + stored.updated_ids))
 
-    async def one(feed: FeedConfig, client: httpx.AsyncClient, parser: ParserPool) -> None:
+    async def one(feed: FeedConfig, client: Client, parser: ParserPool) -> None:
         state = states[feed.url]
         if skip_gone and state.gone:
             report(UpdateOutcome(url=feed.url, category=feed.category, status="skipped", error="gone (HTTP 410)"))

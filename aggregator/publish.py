@@ -232,6 +232,11 @@ class _FeedInfo:
     def feed_id(self) -> str:
         return feed_url(self.base_url, feed_path(self.slug, "atom"))
 
+    @property
+    def home_page(self) -> str:
+        """The site page that shows the same entries: the category page, or the home page for "all"."""
+        return self.base_url if self.slug == ALL else f"{self.base_url.rstrip('/')}/category/{self.slug}.html"
+
 
 class _HistoryExtension(BaseExtension):
     """Feed-level additions feedgen has no setter for: RFC 5005 `<fh:archive/>` on archive pages."""
@@ -391,7 +396,7 @@ def render_atom(
         generator.link(href=feed_url(info.base_url, feed_path(info.slug, "atom")), rel="current")
     if prev_archive:
         generator.link(href=feed_url(info.base_url, prev_archive), rel="prev-archive")
-    generator.link(href=info.base_url, rel="alternate")
+    generator.link(href=info.home_page, rel="alternate", type="text/html")
     _add_entries(generator, entries, info, feed_tags)
     return bytes(generator.atom_str(pretty=True))
 
@@ -401,7 +406,7 @@ def render_rss(
 ) -> bytes:
     generator = _new_generator(info, entries)
     generator.link(href=feed_url(info.base_url, self_path), rel="self", type=FEED_FORMATS["rss"])
-    generator.link(href=info.base_url, rel="alternate")  # the last link is RSS's <link>
+    generator.link(href=info.home_page, rel="alternate")  # the last link is RSS's <link>
     _add_entries(generator, entries, info, feed_tags)
     return bytes(generator.rss_str(pretty=True))
 
@@ -441,7 +446,7 @@ def render_json_feed(
     document = {
         "version": JSON_FEED_VERSION,
         "title": _xml(info.title) or info.slug,
-        "home_page_url": info.base_url,
+        "home_page_url": info.home_page,
         "feed_url": feed_url(info.base_url, self_path),
         "description": _xml(info.description) or _xml(info.title) or info.slug,
         "items": items,

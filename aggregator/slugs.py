@@ -108,3 +108,9 @@ def _first_free(base: str, entry_id: str, taken: list[set[str]]) -> str:
     while not free(f"{base}-{suffix_source}-{number}"):
         number += 1
     return f"{base}-{suffix_source}-{number}"
+
+
+def ascii_slug(text: str, max_length: int = 64) -> str:
+    """Lowercase ASCII words joined by '-', CJK transliterated (中国税务报新闻 -> zhong-guo-shui-wu-bao-xin-wen):
+    for identifiers that must stay ASCII, such as category slugs made from OPML folder titles."""
+    return slugify(text, max_length=max_length, word_boundary=True, lowercase=True)

@@ -263,6 +263,9 @@ def test_feeds_are_well_formed_with_required_elements(config: Config) -> None:
         channel = etree.parse(str(feeds_root(config) / feed_path(slug, "rss"))).getroot().find("channel")
         for name in ("title", "link", "description", "lastBuildDate"):
             assert channel.find(name) is not None, (slug, name)
+        # The feed's web page is the site page listing the same entries.
+        page = base if slug == "all" else f"{base}category/{slug}.html"
+        assert channel.find("link").text == page
         email.utils.parsedate_to_datetime(channel.find("lastBuildDate").text)
         for item in channel.findall("item"):
             assert item.find("guid") is not None
