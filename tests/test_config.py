@@ -164,5 +164,5 @@ def test_scalars_follow_yaml_core_schema(tmp_path: Path) -> None:
     assert config.categories["news"].title == "No" and config.categories["tech"].title == "on"
     assert config.feeds[0].enabled is False
     path.write_text("feeds:\n  - {url: 'https://a.example/', category: news, enabled: yes}\n", encoding="utf-8")
-    with pytest.raises(ConfigError, match="feeds\\[0\\].enabled: must be true or false, got 'yes'"):
+    with pytest.raises(ConfigError, match=r"feeds\[0\]\.enabled: must be true or false, got 'yes'"):
         load_config(path)
