@@ -155,7 +155,7 @@ async def _poll(
         fetched,
         status="ok",
         body_hash=fingerprint,
-        title=parsed.title,
+        title=feed.title or parsed.title,  # the operator's title override wins
         site_url=parsed.link,
         format=parsed.format,
         ttl=parsed.ttl,

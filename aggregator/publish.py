@@ -222,7 +222,7 @@ def _context_fingerprint(config: Config) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class _FeedInfo:
+class FeedInfo:
     slug: str
     title: str
     description: str
@@ -335,7 +335,7 @@ def _categories(entry: StoredEntry, feed_tags: dict[str, tuple[str, ...]]) -> li
     return list(seen)
 
 
-def _new_generator(info: _FeedInfo, entries: Sequence[StoredEntry]) -> FeedGenerator:
+def _new_generator(info: FeedInfo, entries: Sequence[StoredEntry]) -> FeedGenerator:
     generator = FeedGenerator()
     generator.register_extension("atom_extras", _HistoryExtension, _AtomEntryExtension, atom=True, rss=False)
     generator.register_extension("rss_extras", _DublinCoreExtension, _RssEntryExtension, atom=False, rss=True)
@@ -349,7 +349,7 @@ def _new_generator(info: _FeedInfo, entries: Sequence[StoredEntry]) -> FeedGener
 
 
 def _add_entries(
-    generator: FeedGenerator, entries: Sequence[StoredEntry], info: _FeedInfo, feed_tags: dict[str, tuple[str, ...]]
+    generator: FeedGenerator, entries: Sequence[StoredEntry], info: FeedInfo, feed_tags: dict[str, tuple[str, ...]]
 ) -> None:
     for entry in entries:
         item = generator.add_entry(order="append")
@@ -381,7 +381,7 @@ def _add_entries(
 
 
 def render_atom(
-    info: _FeedInfo,
+    info: FeedInfo,
     entries: Sequence[StoredEntry],
     feed_tags: dict[str, tuple[str, ...]],
     *,
@@ -402,7 +402,7 @@ def render_atom(
 
 
 def render_rss(
-    info: _FeedInfo, entries: Sequence[StoredEntry], feed_tags: dict[str, tuple[str, ...]], *, self_path: str
+    info: FeedInfo, entries: Sequence[StoredEntry], feed_tags: dict[str, tuple[str, ...]], *, self_path: str
 ) -> bytes:
     generator = _new_generator(info, entries)
     generator.link(href=feed_url(info.base_url, self_path), rel="self", type=FEED_FORMATS["rss"])
@@ -412,7 +412,7 @@ def render_rss(
 
 
 def render_json_feed(
-    info: _FeedInfo, entries: Sequence[StoredEntry], feed_tags: dict[str, tuple[str, ...]], *, self_path: str
+    info: FeedInfo, entries: Sequence[StoredEntry], feed_tags: dict[str, tuple[str, ...]], *, self_path: str
 ) -> bytes:
     items = []
     for entry in entries:
@@ -502,10 +502,10 @@ def _publish_slug(
     settings = config.settings
     root = feeds_dir(config)
     if slug == ALL:
-        info = _FeedInfo(ALL, "All categories", "Every archived entry, all categories.", settings.base_url)
+        info = FeedInfo(ALL, "All categories", "Every archived entry, all categories.", settings.base_url)
     else:
         category = config.categories[slug]
-        info = _FeedInfo(slug, category.title, category.description, settings.base_url)
+        info = FeedInfo(slug, category.title, category.description, settings.base_url)
     rows = _archive_rows(config, archive, None if slug == ALL else slug)
     for document in _plan(slug, rows, settings.feed_entries, context):
         key = document.outputs[0]

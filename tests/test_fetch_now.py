@@ -327,3 +327,21 @@ def test_per_host_politeness_queues_without_timing_out(
     assert [o.status for o in summary.outcomes] == ["ok"] * 6
     gaps = [b - a for a, b in zip(sorted(starts), sorted(starts)[1:], strict=False)]
     assert min(gaps) >= 0.9
+
+
+def test_title_override_names_the_feed(httpserver: HTTPServer, make_config: Callable[..., Config]) -> None:
+    httpserver.expect_request("/t").respond_with_data(
+        rss([item(1)], title="Own title"), content_type="application/rss+xml"
+    )
+    httpserver.expect_request("/u").respond_with_data(
+        rss([item(1)], title="Own title"), content_type="application/rss+xml"
+    )
+    config = make_config(
+        [
+            {"url": httpserver.url_for("/t"), "category": "news", "title": "Operator's name"},
+            {"url": httpserver.url_for("/u"), "category": "news"},
+        ]
+    )
+    run_update(config)
+    titles = dict(rows(config, "SELECT url, title FROM feeds"))
+    assert titles == {httpserver.url_for("/t"): "Operator's name", httpserver.url_for("/u"): "Own title"}

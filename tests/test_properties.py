@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aggregator.dates import parse_date
+from aggregator.sanitize import remove_control_characters
 from aggregator.models import RawEntry, RawText
 from aggregator.normalize import normalize_entry
 
@@ -85,3 +86,52 @@ def test_any_text_normalises_to_safe_output(title: str, content: str, link: str,
 def test_any_date_text_parses_or_is_none(text: str) -> None:
     parsed = parse_date(text)
     assert parsed is None or parsed.tzinfo is not None
+
+
+ANY_TEXT = st.text(max_size=60)
+
+
+@settings(max_examples=150, deadline=None)
+@given(title=ANY_TEXT, author=ANY_TEXT, body=TEXT, tag=ANY_TEXT, source=ANY_TEXT, key=ANY_TEXT)
+def test_any_stored_text_publishes_as_well_formed_feeds(
+    title: str, author: str, body: str, tag: str, source: str, key: str
+) -> None:
+    """Whatever reached the archive, the feed writer emits well-formed XML and valid JSON (no control
+    characters, no lone surrogates) that still carries the title."""
+    import json
+
+    from lxml import etree
+
+    from aggregator.models import StoredEntry
+    from aggregator.publish import FeedInfo, render_atom, render_json_feed, render_rss
+
+    entry = StoredEntry(
+        id="0123456789abcdef",
+        feed_url="https://f.example/feed",
+        category="news",
+        key=key,
+        link="https://f.example/1",
+        title=title,
+        author=author,
+        summary=body,
+        content=body,
+        published=NOW,
+        updated=None,
+        date_flag="",
+        tags=(tag,),
+        enclosures=(),
+        content_hash="x",
+        revision=1,
+        first_seen=NOW,
+        last_seen=NOW,
+        feed_title=source,
+        feed_site_url="https://f.example/",
+    )
+    info = FeedInfo("news", title or "t", source, "https://archive.example.org/")
+    tags = {"https://f.example/feed": (tag,)}
+    atom = render_atom(info, [entry], tags, self_path="news.atom", prev_archive=None, is_archive=False)
+    rss = render_rss(info, [entry], tags, self_path="news.rss")
+    for document in (atom, rss):
+        etree.fromstring(document, etree.XMLParser(resolve_entities=False))  # raises when not well-formed
+    feed = json.loads(render_json_feed(info, [entry], tags, self_path="news.json"))
+    assert feed["items"][0]["title"] == remove_control_characters(title)
