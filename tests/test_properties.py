@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aggregator.dates import parse_date
-from aggregator.sanitize import remove_control_characters
 from aggregator.models import RawEntry, RawText
 from aggregator.normalize import normalize_entry
+from aggregator.sanitize import remove_control_characters
 
 
 class _AttributeCollector(HTMLParser):
