@@ -85,11 +85,26 @@ _PERSON_FIELD = re.compile(
 )
 
 
+_CHARACTER_REFERENCE = re.compile(rb"&#(?:[xX]([0-9a-fA-F]{1,8})|([0-9]{1,10}));")
+
+
+def _valid_reference(match: re.Match[bytes]) -> bytes:
+    """A character reference to a code point XML forbids (a lone surrogate such as &#xD800;, NUL, beyond
+    U+10FFFF) becomes U+FFFD: feedparser raises on some of them instead of flagging the feed."""
+    hexadecimal, decimal = match.groups()
+    code = int(hexadecimal, 16) if hexadecimal else int(decimal)
+    allowed = (
+        code in (0x9, 0xA, 0xD) or 0x20 <= code <= 0xD7FF or 0xE000 <= code <= 0xFFFD or 0x10000 <= code <= 0x10FFFF
+    )
+    return match.group(0) if allowed else b"&#xFFFD;"
+
+
 def defuse(document: bytes) -> bytes:
     """Remove what makes feedparser slow or explosive before it sees the document.
 
     - A DOCTYPE's internal subset is dropped: entity declarations are how "billion laughs" and
       quadratic-blowup documents expand a 100 KB body into hundreds of megabytes. No real feed needs them.
+    - Character references to code points XML forbids become U+FFFD.
     - Person fields (author, dc:creator, ...) are cut to MAX_PERSON_FIELD characters: feedparser's
       e-mail regex is quadratic in their length (40,000 characters take ~10 s).
     """
@@ -99,6 +114,8 @@ def defuse(document: bytes) -> bytes:
         match = _INTERNAL_SUBSET.match(document, start)
         if match:
             document = document[:start] + match.group(1) + b">" + document[match.end() :]
+    if b"&#" in document:
+        document = _CHARACTER_REFERENCE.sub(_valid_reference, document)
     if len(document) > MAX_PERSON_FIELD:
         text = document.decode("utf-8", errors="replace")
         if _PERSON_FIELD.search(text):

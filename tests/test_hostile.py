@@ -150,6 +150,9 @@ def test_document_families(httpserver: HTTPServer, make_config: Callable[..., Co
     outcomes = {o.url.rsplit("/", 1)[-1]: o for o in summary.outcomes}
     assert not [o for o in outcomes.values() if o.error.startswith(("internal error", "parser failed"))]
     assert outcomes["many"].new == 10_000
+    assert outcomes["surrogate"].status == "ok"  # the bad reference is replaced, the feed still read
+    for name in ("laughs", "blowup", "external", "author"):
+        assert outcomes[name].status == "ok", (name, outcomes[name].error)
     assert outcomes["garbage"].status == "error" and outcomes["garbage"].error.startswith("not a feed")
     with sqlite3.connect(config.settings.database_path) as db:
         longest = db.execute(
