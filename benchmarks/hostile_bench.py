@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from tests.feeds import item, rss  # noqa: E402
+from tests.feeds import item, rss
 
 
 def documents() -> dict[str, bytes]:
@@ -62,7 +62,7 @@ def run(name: str, body: bytes) -> tuple[str, float, int, str]:
 
 
 def main() -> None:
-    print(f"| case | seconds | peak RSS MB | outcome |\n|---|---|---|---|")
+    print("| case | seconds | peak RSS MB | outcome |\n|---|---|---|---|")
     for name, body in documents().items():
         with ProcessPoolExecutor(1) as pool:  # a fresh process per case: peak RSS is this case's own
             case, seconds, peak_kb, outcome = pool.submit(run, name, body).result()
