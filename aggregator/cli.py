@@ -24,8 +24,38 @@ F = TypeVar("F", bound=Callable[..., Any])
 EXIT_CONFIG = 2
 
 
+GLOBAL_OPTIONS = ("--config", "--log-level")
+
+
+def hoist_global_options(args: list[str]) -> list[str]:
+    """`aggregator fetch-now --config x.yaml` means `aggregator --config x.yaml fetch-now`: the global
+    options are accepted after the command name too, where people naturally type them."""
+    front: list[str] = []
+    rest: list[str] = []
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        if arg == "--":
+            rest.extend(args[index:])
+            break
+        name = arg.split("=", 1)[0]
+        if name in GLOBAL_OPTIONS:
+            if "=" in arg:
+                front.append(arg)
+            else:
+                front.extend(args[index : index + 2])
+                index += 1
+        else:
+            rest.append(arg)
+        index += 1
+    return front + rest
+
+
 class AggregatorGroup(click.Group):
     """Turns our errors into one line and an exit code wherever a command raises them."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, hoist_global_options(args))
 
     def invoke(self, ctx: click.Context) -> Any:
         try:

@@ -166,3 +166,12 @@ def test_scalars_follow_yaml_core_schema(tmp_path: Path) -> None:
     path.write_text("feeds:\n  - {url: 'https://a.example/', category: news, enabled: yes}\n", encoding="utf-8")
     with pytest.raises(ConfigError, match=r"feeds\[0\]\.enabled: must be true or false, got 'yes'"):
         load_config(path)
+
+
+def test_global_options_work_after_the_command_name(tmp_path: Path) -> None:
+    path = tmp_path / "elsewhere.yaml"
+    path.write_text("feeds:\n  - url: gopher://x\n    category: none\n", encoding="utf-8")
+    for args in (["fetch-now", "--config", str(path)], ["fetch-now", f"--config={path}", "--log-level", "debug"]):
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 2, result.output
+        assert f"{path}:2: feeds[0].url: unsupported URL scheme 'gopher'" in result.output
