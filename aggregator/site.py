@@ -9,6 +9,7 @@ entries), so a new entry rewrites the category's front page and its newest page 
 
 from __future__ import annotations
 
+import json
 import math
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -24,8 +25,12 @@ from .atomic import write_atomic
 from .errors import AggregatorError
 from .models import Category, Config, StoredEntry
 from .render import VERBATIM, PostView, Renderer, SiteInfo, relative_url, render_jekyll_post
-from .slugs import SlugRequest, assign_slugs
+from .slugs import SlugRequest, assign_slugs, slug_cache_key
 from .store import Archive
+
+# A cache of post slugs beside the Jekyll site (Jekyll ignores dot files); deleting it only costs time.
+SLUG_CACHE = ".post-slugs.json"
+SLUG_CACHE_VERSION = 1
 
 _ID_CHUNK = 500
 _IN_FLIGHT = 256
@@ -140,12 +145,34 @@ class _Site:
         self.public = _Writer(settings.archive_dir / "public", "public", report, pool)
         self.rows = _index_rows(archive)  # oldest first
         self.by_id = {row.id: row for row in self.rows}
-        self.slugs = assign_slugs(self._slug_request(row) for row in self.rows)
+        self.slugs = self._assign_slugs()
         self.categories = _categories(config, self.rows)
         self.by_category: dict[str, list[IndexRow]] = {slug: [] for slug in self.categories}
         for row in self.rows:
             self.by_category[row.category].append(row)
         self.feed_tags = {feed.url: config.feed_tags(feed) for feed in config.feeds}
+
+    def _assign_slugs(self) -> dict[str, str]:
+        """Slugs for every entry, reusing last run's where nothing they depend on changed: computing a
+        slug (python-slugify) for each of 100,000 entries on every publish took 2.5 s."""
+        cache_path = self.config.settings.archive_dir / "site" / SLUG_CACHE
+        known: dict[str, tuple[str, str]] = {}
+        try:
+            document = json.loads(cache_path.read_bytes())
+            if document.get("version") == SLUG_CACHE_VERSION:
+                known = {entry_id: (key, slug) for entry_id, (key, slug) in document["slugs"].items()}
+        except (OSError, ValueError, TypeError, KeyError, AttributeError):
+            pass  # no cache, or an unreadable one: compute every slug
+        requests = {row.id: self._slug_request(row) for row in self.rows}
+        slugs = assign_slugs(requests.values(), known)
+        fresh = {entry_id: [slug_cache_key(requests[entry_id]), slug] for entry_id, slug in slugs.items()}
+        if any(known.get(entry_id) != (key, slug) for entry_id, (key, slug) in fresh.items()) or len(known) != len(
+            fresh
+        ):
+            cache_path.parent.mkdir(parents=True, exist_ok=True)
+            data = {"version": SLUG_CACHE_VERSION, "slugs": fresh}
+            write_atomic(cache_path, json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+        return slugs
 
     def _slug_request(self, row: IndexRow) -> SlugRequest:
         site_day = row.published.astimezone(self.zone)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from slugify import slugify
@@ -79,17 +79,32 @@ def base_slug(title: str, entry_id: str) -> str:
     return slug
 
 
-def assign_slugs(requests: Iterable[SlugRequest]) -> dict[str, str]:
-    """Unique slugs: no two entries share a slug within any scope they have in common."""
+def assign_slugs(requests: Iterable[SlugRequest], known: Mapping[str, tuple[str, str]] | None = None) -> dict[str, str]:
+    """Unique slugs: no two entries share a slug within any scope they have in common.
+
+    `known` maps entry ids to (title + scopes key, slug) from an earlier run (see `slug_cache_key`): an
+    entry whose key is unchanged and whose slug is still free keeps it without recomputing. Entries are
+    processed oldest first, so the result is the same as computing everything again, only cheaper.
+    """
     taken: dict[str, set[str]] = {}
     slugs: dict[str, str] = {}
+    known = known or {}
     for request in sorted(requests, key=lambda r: (r.first_seen, r.entry_id)):
         sets = [taken.setdefault(scope, set()) for scope in request.scopes]
-        slug = _first_free(base_slug(request.title, request.entry_id), request.entry_id, sets)
+        cached = known.get(request.entry_id)
+        if cached is not None and cached[0] == slug_cache_key(request) and not any(cached[1] in s for s in sets):
+            slug = cached[1]
+        else:
+            slug = _first_free(base_slug(request.title, request.entry_id), request.entry_id, sets)
         for used in sets:
             used.add(slug)
         slugs[request.entry_id] = slug
     return slugs
+
+
+def slug_cache_key(request: SlugRequest) -> str:
+    """What a cached slug was computed from: the same key means the same base slug and scopes."""
+    return "\x1f".join((request.title, *request.scopes))
 
 
 def _first_free(base: str, entry_id: str, taken: list[set[str]]) -> str:

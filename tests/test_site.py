@@ -177,3 +177,30 @@ def test_removed_feed_entries_stay_with_their_category_tags(tmp_path: Path) -> N
         write_site(config, archive)
     if SEED.is_file():
         assert (config.settings.archive_dir / "site" / SAMPLE_POST).read_bytes() == SEED.read_bytes()
+
+
+def test_slug_cache_gives_the_same_slugs_as_computing_them(make_config: Callable[..., Config]) -> None:
+    """Colliding titles on one day: the cached run, a run without cache and a run with a corrupt cache
+    all name the posts the same way, and a new colliding entry never takes an older one's slug."""
+    config = make_config([{"url": "https://source.example.com/feed.xml", "category": "news"}])
+    day = datetime(2024, 1, 1, 12, tzinfo=UTC)
+    store(config, [make_entry("Same title", f"k{n}", day) for n in range(3)], "news")
+    posts = config.settings.archive_dir / "site" / "_posts"
+    cache = config.settings.archive_dir / "site" / ".post-slugs.json"
+    with Archive.open(config.settings.database_path) as archive:
+        write_site(config, archive)
+        first = sorted(p.name for p in posts.iterdir())
+        assert cache.exists() and len(first) == 3
+        new_ids = store(
+            config, [make_entry("Same title", "k9", day)], "news", fetched_at=datetime(2024, 2, 1, tzinfo=UTC)
+        )
+        write_site(config, archive, entry_ids=set(new_ids))
+        with_cache = sorted(p.name for p in posts.iterdir())
+        assert set(first) < set(with_cache) and len(with_cache) == 4
+        for damage in (None, b"{not json"):
+            if damage is None:
+                cache.unlink()
+            else:
+                cache.write_bytes(damage)
+            write_site(config, archive, rebuild=True)
+            assert sorted(p.name for p in posts.iterdir()) == with_cache
