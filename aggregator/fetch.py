@@ -14,10 +14,11 @@ import zlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 import httpx
 
+from .domains import politeness_key
 from .models import FeedConfig, FeedState, Fetched, FetchFailure, FetchResult, NotModified, Settings
 from .netguard import refusal
 
@@ -102,7 +103,8 @@ class BoundedDecoder:
 
 
 class HostLimiter:
-    """At most `per_host` requests in flight to one host, and at least `delay` seconds between starts."""
+    """At most `per_host` requests in flight to one registrable domain (every host of one operator), and
+    at least `delay` seconds between their starts."""
 
     def __init__(self, per_host: int, delay: float = 0.0) -> None:
         self.per_host = per_host
@@ -112,7 +114,7 @@ class HostLimiter:
 
     @asynccontextmanager
     async def slot(self, url: str) -> AsyncIterator[None]:
-        host = (urlsplit(url).hostname or "").lower()
+        host = politeness_key(url)
         semaphore = self._semaphores.setdefault(host, asyncio.Semaphore(self.per_host))
         async with semaphore:
             if self.delay > 0:

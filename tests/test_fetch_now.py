@@ -345,3 +345,14 @@ def test_title_override_names_the_feed(httpserver: HTTPServer, make_config: Call
     run_update(config)
     titles = dict(rows(config, "SELECT url, title FROM feeds"))
     assert titles == {httpserver.url_for("/t"): "Operator's name", httpserver.url_for("/u"): "Own title"}
+
+
+def test_politeness_is_per_registrable_domain() -> None:
+    from aggregator.domains import politeness_key
+
+    assert politeness_key("https://feeds.bbci.co.uk/news/rss.xml") == "bbci.co.uk"
+    assert politeness_key("https://www.bbci.co.uk/") == "bbci.co.uk"
+    assert politeness_key("https://a.blogspot.com/feed") != politeness_key("https://b.blogspot.com/feed")
+    assert politeness_key("http://127.0.0.1:8080/feed") == "127.0.0.1"
+    assert politeness_key("http://localhost/feed") == "localhost"
+    assert politeness_key("https://www.chinanews.com.cn/rss/finance.xml") == "chinanews.com.cn"
