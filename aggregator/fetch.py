@@ -20,7 +20,7 @@ import httpx
 
 from .domains import politeness_key
 from .models import FeedConfig, FeedState, Fetched, FetchFailure, FetchResult, NotModified, Settings
-from .netguard import refusal
+from .netguard import exempt, peer_refusal, refusal
 
 ACCEPT = (
     "application/atom+xml, application/rss+xml, application/feed+json, application/json;q=0.9, "
@@ -239,7 +239,10 @@ async def _fetch(
     allow_hosts = frozenset(h.lower() for h in settings.allow_hosts)
     budget = settings.request_timeout
     for hop in range(settings.max_redirects + 1):
-        if hop > 0 or url != feed.url or settings.strict_network:
+        guarded = (hop > 0 or url != feed.url or settings.strict_network) and not exempt(
+            url, feed.url, allow_hosts, settings.strict_network
+        )
+        if guarded:
             refused = await refusal(url, feed.url, allow_hosts, settings.strict_network)
             if refused:
                 return FetchFailure(refused, permanent_url=permanent_url if hop else None)
@@ -247,6 +250,10 @@ async def _fetch(
             started = time.monotonic()
             try:
                 async with asyncio.timeout(budget), client.stream("GET", url, headers=headers) as response:
+                    # DNS may answer differently at connect time than when checked: look at the peer.
+                    refused = peer_refusal(url, _peer_address(response)) if guarded else None
+                    if refused:
+                        return FetchFailure(refused, permanent_url=permanent_url if hop else None)
                     status = response.status_code
                     if status not in _PERMANENT and status not in _TEMPORARY:
                         return await _finish(response, url, status, settings, permanent_url)
@@ -264,6 +271,12 @@ async def _fetch(
             permanent_url = target
         url = target
     return FetchFailure(f"too many redirects (more than {settings.max_redirects})", permanent_url=permanent_url)
+
+
+def _peer_address(response: httpx.Response) -> str | None:
+    stream = response.extensions.get("network_stream")
+    address = stream.get_extra_info("server_addr") if stream is not None else None
+    return str(address[0]) if isinstance(address, tuple) and address else None
 
 
 async def _finish(

@@ -64,6 +64,28 @@ def _allowed(origin: tuple[str, int], allow_hosts: frozenset[str]) -> bool:
     return f"{host}:{port}" in allow_hosts or (f"[{host}]:{port}" in allow_hosts)
 
 
+def exempt(url: str, configured_url: str, allow_hosts: frozenset[str], strict: bool) -> bool:
+    """True when `url` may reach any address: allow-listed, or on the configured URL's own origin."""
+    origin = _origin(url)
+    if origin is not None and _allowed(origin, allow_hosts):
+        return True
+    return not strict and same_origin(url, configured_url)
+
+
+def peer_refusal(url: str, peer: str | None) -> str | None:
+    """Why a connection already made must not be used: the address actually connected to is not public
+    (a hostname that resolved to a public address when checked and to a private one when connecting)."""
+    if peer is None:
+        return None
+    try:
+        address = ipaddress.ip_address(peer.split("%")[0])
+    except ValueError:
+        return None
+    if is_public(address):
+        return None
+    return f"refused {url}: the connection went to non-public address {address}"
+
+
 async def refusal(url: str, configured_url: str, allow_hosts: frozenset[str], strict: bool) -> str | None:
     """Why `url` must not be fetched, or None when it may be."""
     parts = urlsplit(url)

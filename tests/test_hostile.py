@@ -252,3 +252,27 @@ def test_sigkill_mid_run_leaves_a_consistent_archive(tmp_path: Path) -> None:
             per_feed = db.execute("SELECT feed_url, count(*) FROM entries GROUP BY feed_url").fetchall()
         assert len(per_feed) == 60
         assert {count for _url, count in per_feed} <= {30, 60}
+
+
+def test_the_address_actually_connected_to_is_checked(httpserver: HTTPServer) -> None:
+    """Against DNS rebinding: a name checked as public but connected as private is caught on the peer
+    address of the real connection."""
+    import asyncio
+
+    import httpx
+
+    from aggregator.fetch import _peer_address
+    from aggregator.netguard import peer_refusal
+
+    httpserver.expect_request("/f").respond_with_data(GOOD)
+
+    async def peer() -> str | None:
+        async with httpx.AsyncClient() as client, client.stream("GET", httpserver.url_for("/f")) as response:
+            return _peer_address(response)
+
+    address = asyncio.run(peer())
+    assert address == "127.0.0.1"
+    assert peer_refusal("http://rebound.example/feed", address) == (
+        "refused http://rebound.example/feed: the connection went to non-public address 127.0.0.1"
+    )
+    assert peer_refusal("http://public.example/feed", "93.184.215.14") is None
