@@ -18,7 +18,7 @@ OWNERS = {
     "nh3": {"sanitize"},
     "ruamel": {"feedsfile"},
     "yaml": {"yamlread"},
-    "click": {"cli"},
+    "click": {"cli", "cli_toolbox"},  # the command line, in two modules
     "starlette": {"server"},
     "uvicorn": {"server"},
     "jinja2": {"render"},
