@@ -469,6 +469,14 @@ class Daemon:
 
     # --- publishing and serving ----------------------------------------------------------------------
 
+    def _publish_from_own_connection(
+        self, publish_outputs: Callable[..., object], categories: set[str], entry_ids: set[str]
+    ) -> None:
+        """Publishing reads through a connection of its own: the shared one may be inside a poll's write
+        transaction in another thread, and a second connection reads a consistent snapshot (WAL)."""
+        with Archive.open(self.config.settings.database_path) as archive:
+            publish_outputs(self.config, archive, categories=categories, entry_ids=entry_ids)
+
     async def _publish(self, categories: set[str], entry_ids: set[str]) -> None:
         if not self.config.settings.publish:
             return
@@ -478,9 +486,7 @@ class Daemon:
         try:
             # In a thread: rendering is CPU and disk work the polling loop should not wait for. Files are
             # written atomically (rename), so a stop mid-publish never leaves a half-written file.
-            await asyncio.to_thread(
-                publish_outputs, self.config, self.archive, categories=categories, entry_ids=entry_ids
-            )
+            await asyncio.to_thread(self._publish_from_own_connection, publish_outputs, categories, entry_ids)
         except AggregatorError as error:
             self.metrics.publish_failures += 1
             log.error("republishing failed: %s", error, extra={"event": "publish_failed"})
