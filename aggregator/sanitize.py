@@ -32,13 +32,39 @@ _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffe\uffff\ud800-\u
 _SPACE = re.compile(r"\s+")
 
 
-def _resolve(base: str, tag: str, attribute: str, value: str) -> str | None:
+_ODD_PATH = re.compile(r"//|/\.|\\")  # empty or dot segments, backslashes: urljoin's own business
+_PLAIN_RELATIVE = re.compile(r"[A-Za-z0-9_~%-][^:?#]*")  # no scheme, query or fragment to reason about
+
+
+class RelativeResolver:
+    """urljoin(base, url), with the two common cases done without urljoin's parsing: a root-relative
+    path (/a/b.html) and a plain relative one (images/x.jpg). Resolving is the hot spot of sanitising
+    (it runs for every URL attribute of every entry); tests check the result equals urljoin's."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        parts = urlsplit(base)
+        # urljoin drops empty and dot segments of the merged path: leave such bases to it.
+        simple = parts.scheme in ("http", "https") and bool(parts.netloc) and not _ODD_PATH.search(parts.path)
+        self.origin = f"{parts.scheme}://{parts.netloc}" if simple else ""
+        self.directory = self.origin + (parts.path[: parts.path.rfind("/") + 1] or "/") if simple else ""
+
+    def __call__(self, url: str) -> str:
+        if self.origin and not _ODD_PATH.search(url) and not url.startswith("."):
+            if url.startswith("/") and "?" not in url and "#" not in url:
+                return self.origin + url
+            if _PLAIN_RELATIVE.fullmatch(url) and not url.startswith(".."):
+                return self.directory + url
+        return urljoin(self.base, url) if self.base else url
+
+
+def _resolve(resolver: RelativeResolver, tag: str, attribute: str, value: str) -> str | None:
     if attribute not in _URL_ATTRIBUTES:
         return value
     value = value.strip()
     if value.startswith(("https://", "http://")):
-        return value  # already absolute and safe: skip urljoin, the hot spot of sanitising
-    absolute = urljoin(base, value) if base else value
+        return value  # already absolute and safe
+    absolute = resolver(value)
     scheme = urlsplit(absolute).scheme.lower()
     if scheme and scheme not in SAFE_SCHEMES:
         return None
@@ -59,7 +85,7 @@ def sanitize_html(fragment: str, base: str = "") -> str:
         tags=_TAGS,
         clean_content_tags=_CLEAN_CONTENT,
         attributes=_ATTRIBUTES,
-        attribute_filter=partial(_resolve, base),
+        attribute_filter=partial(_resolve, RelativeResolver(base)),
         url_schemes=set(SAFE_SCHEMES),
         link_rel="noopener noreferrer",
         strip_comments=True,

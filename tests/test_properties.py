@@ -135,3 +135,21 @@ def test_any_stored_text_publishes_as_well_formed_feeds(
         etree.fromstring(document, etree.XMLParser(resolve_entities=False))  # raises when not well-formed
     feed = json.loads(render_json_feed(info, [entry], tags, self_path="news.json"))
     assert feed["items"][0]["title"] == remove_control_characters(title)
+
+
+URL_PARTS = st.sampled_from(
+    ["a", "b.html", "/", "//", "..", ".", "?q=1", "#f", ":", "images", "x y", "%2F", "\\", "~u"]
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    base=st.lists(URL_PARTS, max_size=6).map(lambda parts: "https://site.example/" + "".join(parts)),
+    url=st.lists(URL_PARTS, max_size=6).map("".join),
+)
+def test_relative_resolver_agrees_with_urljoin(base: str, url: str) -> None:
+    from urllib.parse import urljoin
+
+    from aggregator.sanitize import RelativeResolver
+
+    assert RelativeResolver(base)(url) == urljoin(base, url)
