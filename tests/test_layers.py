@@ -25,7 +25,7 @@ OWNERS = {
     "slugify": {"slugs"},
     "lxml": {"fastparse"},
     "defusedxml": {"opml_io"},
-    "tldextract": {"domains"},
+    "publicsuffixlist": {"domains"},
 }
 FORBIDDEN = {
     "fetch": {"sqlite3", "sqlite_utils", "feedparser", "aggregator.store", "aggregator.parse"},
