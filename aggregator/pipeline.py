@@ -28,6 +28,7 @@ from .store import Archive
 
 log = logging.getLogger("aggregator")
 WRITE_BATCH = 64
+SMALL_WRITE = 100  # entries: a batch this small is written without leaving the event loop
 
 
 @dataclass
@@ -236,7 +237,12 @@ async def update_feeds(
                     report(_failed(poll, summary.storage_error))
                 continue
             try:
-                results = await asyncio.to_thread(archive.record, batch)
+                if sum(len(poll.entries) for poll in batch) <= SMALL_WRITE:
+                    # Feed-state rows only (304s, errors): quicker here than handing them to a thread,
+                    # which would contend with this loop for the GIL once per row.
+                    results = archive.record(batch)
+                else:
+                    results = await asyncio.to_thread(archive.record, batch)
             except StorageError as error:
                 summary.storage_error = str(error)
                 for poll in batch:
