@@ -30,7 +30,7 @@ from .store import Archive
 
 # A cache of post slugs beside the Jekyll site (Jekyll ignores dot files); deleting it only costs time.
 SLUG_CACHE = ".post-slugs.json"
-SLUG_CACHE_VERSION = 1
+SLUG_CACHE_VERSION = 2
 
 _ID_CHUNK = 500
 _IN_FLIGHT = 256
@@ -43,6 +43,7 @@ class SiteReport:
     pages_written: int = 0
     unchanged: int = 0
     written_paths: list[str] = field(default_factory=list)
+    removed_paths: list[str] = field(default_factory=list)  # posts that moved (new date, category or slug)
 
     @property
     def written(self) -> int:
@@ -123,6 +124,16 @@ class _Writer:
     def exists(self, relative: str) -> bool:
         return self.root.joinpath(*relative.split("/")).is_file()
 
+    def remove(self, relative: str) -> None:
+        """Delete a file this site wrote earlier (a post whose path changed); same path checks as write."""
+        parts = relative.split("/")
+        if any(part in ("", ".", "..") for part in parts):
+            return
+        target = self.root.joinpath(*parts)
+        if target.resolve().is_relative_to(self.resolved_root) and target.is_file():
+            target.unlink()
+            self.report.removed_paths.append(f"{self.prefix}/{relative}")
+
 
 class _Site:
     """One run's view of the archive: index rows, slugs, categories, renderer and writers."""
@@ -145,6 +156,8 @@ class _Site:
         self.public = _Writer(settings.archive_dir / "public", "public", report, pool)
         self.rows = _index_rows(archive)  # oldest first
         self.by_id = {row.id: row for row in self.rows}
+        self.moved: dict[str, tuple[str, str]] = {}  # entry id -> (jekyll, public) paths it had before
+        self.slugs: dict[str, str] = {}
         self.slugs = self._assign_slugs()
         self.categories = _categories(config, self.rows)
         self.by_category: dict[str, list[IndexRow]] = {slug: [] for slug in self.categories}
@@ -153,26 +166,39 @@ class _Site:
         self.feed_tags = {feed.url: config.feed_tags(feed) for feed in config.feeds}
 
     def _assign_slugs(self) -> dict[str, str]:
-        """Slugs for every entry, reusing last run's where nothing they depend on changed: computing a
-        slug (python-slugify) for each of 100,000 entries on every publish took 2.5 s."""
+        """Slugs for every entry, reusing last run's where nothing they depend on changed (computing a
+        slug with python-slugify for each of 100,000 entries on every publish took 2.5 s). The cache also
+        remembers where each post was written, so a post whose path changed (the source changed its
+        date, the feed moved to another category) is found in `self.moved` and its old files removed."""
         cache_path = self.config.settings.archive_dir / "site" / SLUG_CACHE
         known: dict[str, tuple[str, str]] = {}
+        written_at: dict[str, tuple[str, str]] = {}
         try:
             document = json.loads(cache_path.read_bytes())
             if document.get("version") == SLUG_CACHE_VERSION:
-                known = {entry_id: (key, slug) for entry_id, (key, slug) in document["slugs"].items()}
+                for entry_id, (key, slug, jekyll_path, public_path) in document["posts"].items():
+                    known[entry_id] = (key, slug)
+                    written_at[entry_id] = (jekyll_path, public_path)
         except (OSError, ValueError, TypeError, KeyError, AttributeError):
             pass  # no cache, or an unreadable one: compute every slug
         requests = {row.id: self._slug_request(row) for row in self.rows}
-        slugs = assign_slugs(requests.values(), known)
-        fresh = {entry_id: [slug_cache_key(requests[entry_id]), slug] for entry_id, slug in slugs.items()}
-        if any(known.get(entry_id) != (key, slug) for entry_id, (key, slug) in fresh.items()) or len(known) != len(
-            fresh
+        self.slugs = assign_slugs(requests.values(), known)
+        fresh = {
+            row.id: [slug_cache_key(requests[row.id]), self.slugs[row.id], *self.row_paths(row)] for row in self.rows
+        }
+        self.moved = {
+            entry_id: old
+            for entry_id, old in written_at.items()
+            if entry_id in fresh and tuple(fresh[entry_id][2:]) != old
+        }
+        if len(fresh) != len(known) or any(
+            known.get(entry_id) != (key, slug) or written_at.get(entry_id) != (jekyll_path, public_path)
+            for entry_id, (key, slug, jekyll_path, public_path) in fresh.items()
         ):
             cache_path.parent.mkdir(parents=True, exist_ok=True)
-            data = {"version": SLUG_CACHE_VERSION, "slugs": fresh}
+            data = {"version": SLUG_CACHE_VERSION, "posts": fresh}
             write_atomic(cache_path, json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
-        return slugs
+        return self.slugs
 
     def _slug_request(self, row: IndexRow) -> SlugRequest:
         site_day = row.published.astimezone(self.zone)
@@ -339,6 +365,16 @@ def write_site(
 
 def _write(site: _Site, archive: Archive, entry_ids: set[str] | None, rebuild: bool) -> None:
     site.write_jekyll_frame()
+    if site.moved:
+        # Posts whose path changed: remove the old files, write those posts (with whatever else changed)
+        # and then every listing, as a first run would.
+        for jekyll_path, public_path in site.moved.values():
+            site.jekyll.remove(jekyll_path)
+            site.public.remove(public_path)
+        if not rebuild:
+            ids = set(site.moved) | (entry_ids or set())
+            site.write_posts(_entries_by_id(archive, [i for i in ids if i in site.by_id]))
+            entry_ids = None
     if rebuild:
         site.write_posts(archive.entries())
     elif entry_ids is None:

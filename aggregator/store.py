@@ -185,10 +185,11 @@ class Archive:
             """,
             rows,
         )
-        # A feed moved to another category in feeds.yaml takes its archived entries along.
+        # A feed moved to another category in feeds.yaml takes its archived entries along, on its next
+        # poll whatever the answer (a 304 too); the site then moves their posts.
         self.db.conn.executemany(
             "UPDATE entries SET category = ? WHERE feed_url = ? AND category != ?",
-            [(poll.category, poll.url, poll.category) for poll in polls if poll.entries],
+            [(poll.category, poll.url, poll.category) for poll in polls],
         )
 
     def _existing(self, ids: list[str]) -> dict[str, tuple[str, int]]:

@@ -10,6 +10,7 @@ from urllib.parse import quote
 
 import pytest
 import yaml
+from pytest_httpserver import HTTPServer
 
 from aggregator.config import load_config
 from aggregator.demo import DEMO_CONFIG, serve_samples
@@ -204,3 +205,49 @@ def test_slug_cache_gives_the_same_slugs_as_computing_them(make_config: Callable
                 cache.write_bytes(damage)
             write_site(config, archive, rebuild=True)
             assert sorted(p.name for p in posts.iterdir()) == with_cache
+
+
+def test_a_post_whose_date_changes_moves_and_leaves_no_stale_copy(make_config: Callable[..., Config]) -> None:
+    """The source re-dates and edits an entry: its post moves to the new date's file, the old file goes
+    (Jekyll would otherwise publish the entry twice), and the listings point at the new path."""
+    config = make_config([{"url": "https://source.example.com/feed.xml", "category": "news"}])
+    store(config, [make_entry("Moving story", "m1", datetime(2024, 1, 5, tzinfo=UTC))], "news")
+    posts = config.settings.archive_dir / "site" / "_posts"
+    public = config.settings.archive_dir / "public"
+    with Archive.open(config.settings.database_path) as archive:
+        write_site(config, archive)
+        assert [p.name for p in posts.iterdir()] == ["2024-01-05-moving-story.md"]
+        edited = make_entry("Moving story", "m1", datetime(2024, 3, 9, tzinfo=UTC), content="<p>corrected</p>")
+        changed = store(config, [edited], "news", fetched_at=datetime(2024, 3, 9, tzinfo=UTC))
+        report = write_site(config, archive, entry_ids=set(changed))
+    assert [p.name for p in posts.iterdir()] == ["2024-03-09-moving-story.md"]
+    assert report.removed_paths == [
+        "site/_posts/2024-01-05-moving-story.md",
+        "public/news/2024/01/05/moving-story.html",
+    ]
+    assert not (public / "news" / "2024" / "01" / "05" / "moving-story.html").exists()
+    assert (public / "news" / "2024" / "03" / "09" / "moving-story.html").is_file()
+    assert "2024/03/09/moving-story.html" in (public / "category" / "news.html").read_text(encoding="utf-8")
+
+
+def test_a_feed_moved_to_another_category_moves_its_posts(httpserver: HTTPServer, tmp_path: Path) -> None:
+    from tests.conftest import run_update, write_config
+    from tests.feeds import item, rss
+
+    httpserver.expect_request("/f").respond_with_data(rss([item(1)]), content_type="application/rss+xml")
+    feeds = [{"url": httpserver.url_for("/f"), "category": "news"}]
+    categories = {"news": {"title": "News"}, "tech": {"title": "Tech"}}
+    config = load_config(write_config(tmp_path, feeds, categories, publish=False, per_host_delay=0))
+    run_update(config)
+    with Archive.open(config.settings.database_path) as archive:
+        write_site(config, archive)
+    public = config.settings.archive_dir / "public"
+    assert list((public / "news").rglob("*.html"))
+    moved = load_config(write_config(tmp_path, [{**feeds[0], "category": "tech"}], categories, per_host_delay=0))
+    run_update(moved)  # the same body again: not even parsed, yet the entries change category
+    with Archive.open(moved.settings.database_path) as archive:
+        write_site(moved, archive)
+    assert not list((public / "news").rglob("*.html"))
+    assert [p.name for p in (public / "tech").rglob("*.html")] == ["item-1.html"]
+    assert "item-1.html" in (public / "category" / "tech.html").read_text(encoding="utf-8")
+    assert "item-1.html" not in (public / "category" / "news.html").read_text(encoding="utf-8")
