@@ -38,6 +38,10 @@ def publish_outputs(
     narrow the work to the categories and entries an update touched; `rebuild` re-renders every file."""
     if rebuild:
         categories = entry_ids = None
-    feeds = publish_feeds(config, archive, categories, force=rebuild)
     site = write_site(config, archive, entry_ids=entry_ids, rebuild=rebuild)
+    if site.removed_paths:
+        # Posts moved (a feed changed category, an entry its date): the feeds of every category are
+        # checked; those whose entries did not change are skipped by their fingerprints, cheaply.
+        categories = None
+    feeds = publish_feeds(config, archive, categories, force=rebuild)
     return OutputsReport(feeds=feeds, site=site)
