@@ -123,6 +123,12 @@ class Archive:
             raise StorageError(f"{self.path}: cannot write to archive: {error}") from None
 
     def _write_feeds(self, polls: Sequence[PollRecord]) -> None:
+        # A feed moved to another category in feeds.yaml takes its archived entries along, on its next
+        # poll whatever the answer (a 304 too); the site then moves their posts. Only moved feeds pay
+        # for the entries update: every feed's would cost a fifth of a run where all answer 304.
+        stored = self._stored_categories([poll.url for poll in polls])
+        moved = [(poll.category, poll.url) for poll in polls if stored.get(poll.url, poll.category) != poll.category]
+        self.db.conn.executemany("UPDATE entries SET category = ? WHERE feed_url = ?", moved)
         rows = []
         for poll in polls:
             fetched = _now_text(poll.fetched_at)
@@ -185,12 +191,14 @@ class Archive:
             """,
             rows,
         )
-        # A feed moved to another category in feeds.yaml takes its archived entries along, on its next
-        # poll whatever the answer (a 304 too); the site then moves their posts.
-        self.db.conn.executemany(
-            "UPDATE entries SET category = ? WHERE feed_url = ? AND category != ?",
-            [(poll.category, poll.url, poll.category) for poll in polls],
-        )
+
+    def _stored_categories(self, urls: list[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for start in range(0, len(urls), _CHUNK):
+            chunk = urls[start : start + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            found.update(self.db.conn.execute(f"SELECT url, category FROM feeds WHERE url IN ({marks})", chunk))
+        return found
 
     def _existing(self, ids: list[str]) -> dict[str, tuple[str, int]]:
         found: dict[str, tuple[str, int]] = {}
