@@ -17,22 +17,12 @@ from datetime import UTC, datetime
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from tests.feeds import item, rss
+from tests.feeds import billion_laughs, item, quadratic_blowup, rss
 
 
 def documents() -> dict[str, bytes]:
-    laughs = (
-        b'<?xml version="1.0"?><!DOCTYPE rss [<!ENTITY a "aaaaaaaaaa">'
-        + b"".join(f'<!ENTITY {chr(98 + i)} "{("&" + chr(97 + i) + ";") * 10}">'.encode() for i in range(9))
-        + b']><rss version="2.0"><channel><title>t</title><item><guid>1</guid><title>&j;</title></item></channel></rss>'
-    )
-    blowup = (
-        b'<?xml version="1.0"?><!DOCTYPE rss [<!ENTITY big "'
-        + b"B" * 50_000
-        + b'">]><rss version="2.0"><channel><title>t</title><item><guid>1</guid><description>'
-        + b"&big;" * 4_000
-        + b"</description></item></channel></rss>"
-    )
+    laughs = billion_laughs()
+    blowup = quadratic_blowup(4_000)
     return {
         "billion laughs": laughs,
         "quadratic blowup (100 KB -> 200 MB)": blowup,

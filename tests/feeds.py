@@ -33,3 +33,24 @@ def item(n: int, **overrides: str) -> dict[str, str]:
     }
     base.update(overrides)
     return base
+
+
+def billion_laughs() -> bytes:
+    """Ten levels of entities, each ten of the one below: 10^10 characters if expanded."""
+    declarations = b"".join(f'<!ENTITY {chr(98 + i)} "{("&" + chr(97 + i) + ";") * 10}">'.encode() for i in range(9))
+    return (
+        b'<?xml version="1.0"?><!DOCTYPE rss [<!ENTITY a "aaaaaaaaaa">'
+        + declarations
+        + b']><rss version="2.0"><channel><title>t</title><item><guid>1</guid><title>&j;</title></item></channel></rss>'
+    )
+
+
+def quadratic_blowup(references: int) -> bytes:
+    """One 50 KB entity referenced `references` times: 100 KB of XML, 50 KB x references expanded."""
+    return (
+        b'<?xml version="1.0"?><!DOCTYPE rss [<!ENTITY big "'
+        + b"B" * 50_000
+        + b'">]><rss version="2.0"><channel><title>t</title><item><guid>1</guid><description>'
+        + b"&big;" * references
+        + b"</description></item></channel></rss>"
+    )

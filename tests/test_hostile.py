@@ -19,7 +19,7 @@ from pytest_httpserver import HTTPServer
 from aggregator.models import Config
 
 from .conftest import run_update, write_config
-from .feeds import item, rss
+from .feeds import billion_laughs, item, quadratic_blowup, rss
 from .rawserver import raw_server
 
 GOOD = rss([item(1)])
@@ -75,9 +75,7 @@ def test_network_families_fail_cleanly_and_spare_the_other_feeds(
             request_timeout="3s",
             max_body_bytes="2MB",
         )
-        started = time.monotonic()
         summary = run_update(config)
-        elapsed = time.monotonic() - started
     errors = {o.url.rsplit("/", 1)[-1]: o.error for o in summary.outcomes}
     assert errors["good"] == ""
     assert errors["drip"] == "timed out after 3s (the whole request, body included)"
@@ -89,22 +87,11 @@ def test_network_families_fail_cleanly_and_spare_the_other_feeds(
     ].startswith("broken response")
     assert errors["headers"].startswith("broken response")
     assert all("\n" not in e for e in errors.values())
-    assert elapsed < 60  # the drip server alone would hold a naive client for 15 s+; bounded, not timed
 
 
 def test_document_families(httpserver: HTTPServer, make_config: Callable[..., Config]) -> None:
-    laughs = (
-        b'<?xml version="1.0"?><!DOCTYPE rss [<!ENTITY a "aaaaaaaaaa">'
-        + b"".join(f'<!ENTITY {chr(98 + i)} "{("&" + chr(97 + i) + ";") * 10}">'.encode() for i in range(9))
-        + b']><rss version="2.0"><channel><title>t</title><item><guid>1</guid><title>&j;</title></item></channel></rss>'
-    )
-    blowup = (
-        b'<?xml version="1.0"?><!DOCTYPE rss [<!ENTITY big "'
-        + b"B" * 50_000
-        + b'">]><rss version="2.0"><channel><title>t</title><item><guid>1</guid><description>'
-        + b"&big;" * 2_000
-        + b"</description></item></channel></rss>"
-    )
+    laughs = billion_laughs()
+    blowup = quadratic_blowup(2_000)
     external = (
         b'<?xml version="1.0"?><!DOCTYPE rss [<!ENTITY ext SYSTEM "file:///etc/passwd">]>'
         b'<rss version="2.0"><channel><title>t</title><item><guid>1</guid><title>&ext;</title></item></channel></rss>'
