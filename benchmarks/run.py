@@ -17,6 +17,7 @@ the entries the server serves. See benchmarks/README.md for setting up reader's 
 from __future__ import annotations
 
 import argparse
+import compileall
 import ctypes
 import json
 import os
@@ -314,6 +315,9 @@ def main(argv: list[str] | None = None) -> int:
         print("       or pass --reader-python, or --skip-reader", file=sys.stderr)
         return 2
     _become_subreaper()
+    # pip compiles an installed package's bytecode, reader's included; an editable checkout run with
+    # PYTHONDONTWRITEBYTECODE would recompile ours on every run and the warm phase would measure that.
+    compileall.compile_dir(str(HERE.parent / "aggregator"), quiet=1)
     directory = Path(tempfile.mkdtemp(prefix="aggregator-bench-"))
     server, base = start_server(args.feeds, args.seed, args.latency)
     keep = {server.pid}
