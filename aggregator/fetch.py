@@ -170,7 +170,8 @@ class HttpClient:
 
     async def _group(self, scheme: str) -> tuple[list[httpx.AsyncHTTPTransport], list[int]]:
         if scheme not in self._shards:
-            verify: ssl.SSLContext | bool = await self._tls_context() if scheme == "https" else False
+            # Plain http never uses TLS, but every transport wants a context: one cheap one for all.
+            verify = await self._tls_context() if scheme == "https" else httpx.create_ssl_context(verify=False)
             if scheme not in self._shards:
                 count = max(1, -(-self.concurrency // SHARD_CONNECTIONS))
                 self._shards[scheme] = [
