@@ -29,6 +29,8 @@ def _spaced(match: re.Match[str]) -> str:
 def split_cjk(text: str) -> str:
     """Put spaces around every CJK character so the tokenizer sees each as a word. (Runs are matched
     rather than single characters: 9x faster on Chinese text, and this runs for every stored entry.)"""
+    if text.isascii():  # constant time for Python's ASCII strings; the regex scan costs 10 ns a character
+        return text
     return _CJK_RUN.sub(_spaced, text)
 
 

@@ -6,9 +6,9 @@ handlers and `<form action=...>` are caught where a regex sanitiser would miss t
 
 from __future__ import annotations
 
+import contextvars
 import html
 import re
-from functools import partial
 from urllib.parse import urljoin, urlsplit
 
 import nh3
@@ -76,20 +76,37 @@ def remove_control_characters(text: str) -> str:
     return _CONTROL.sub("", text)
 
 
+_BASE: contextvars.ContextVar[RelativeResolver] = contextvars.ContextVar("sanitize_base")
+
+
+def _resolve_against_current_base(tag: str, attribute: str, value: str) -> str | None:
+    return _resolve(_BASE.get(), tag, attribute, value)
+
+
+# Built once: passing the allow-lists to nh3.clean converts them to Rust sets on every call, which
+# doubled the cost of sanitising a typical entry (67 us against 33 us). The base URL differs per
+# entry, so the attribute filter reads it from a context variable (safe across threads and tasks).
+_CLEANER = nh3.Cleaner(
+    tags=_TAGS,
+    clean_content_tags=_CLEAN_CONTENT,
+    attributes=_ATTRIBUTES,
+    attribute_filter=_resolve_against_current_base,
+    url_schemes=set(SAFE_SCHEMES),
+    link_rel="noopener noreferrer",
+    strip_comments=True,
+)
+_TEXT_CLEANER = nh3.Cleaner(tags=set(), clean_content_tags=_CLEAN_CONTENT)
+
+
 def sanitize_html(fragment: str, base: str = "") -> str:
     """Safe HTML: allow-listed tags and attributes, only http(s)/mailto URLs, relative links made absolute."""
     if not fragment:
         return ""
-    return nh3.clean(
-        remove_control_characters(fragment),
-        tags=_TAGS,
-        clean_content_tags=_CLEAN_CONTENT,
-        attributes=_ATTRIBUTES,
-        attribute_filter=partial(_resolve, RelativeResolver(base)),
-        url_schemes=set(SAFE_SCHEMES),
-        link_rel="noopener noreferrer",
-        strip_comments=True,
-    )
+    token = _BASE.set(RelativeResolver(base))
+    try:
+        return _CLEANER.clean(remove_control_characters(fragment))
+    finally:
+        _BASE.reset(token)
 
 
 def html_to_text(fragment: str) -> str:
@@ -98,7 +115,7 @@ def html_to_text(fragment: str) -> str:
         return ""
     if "<" not in fragment and "&" not in fragment:
         return plain_text(fragment)  # nothing to parse: most titles
-    text = nh3.clean(remove_control_characters(fragment), tags=set(), clean_content_tags=_CLEAN_CONTENT)
+    text = _TEXT_CLEANER.clean(remove_control_characters(fragment))
     return _SPACE.sub(" ", html.unescape(_TAG.sub(" ", text))).strip()
 
 
@@ -118,7 +135,8 @@ def safe_url(url: str, base: str = "") -> str:
     url = remove_control_characters(url or "").strip()
     if not url:
         return ""
-    absolute = urljoin(base, url) if base else url
+    # Most links are already absolute: urljoin would only parse and reassemble them.
+    absolute = urljoin(base, url) if base and not url.startswith(("https://", "http://")) else url
     parts = urlsplit(absolute)
     if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
         return ""
