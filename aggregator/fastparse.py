@@ -41,6 +41,7 @@ _EMAIL = re.compile(
     r"""(([a-zA-Z0-9\_\-\.\+]+)@((\[[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.)|(([a-zA-Z0-9\-]+\.)+))"""
     r"""([a-zA-Z]{2,4}|[0-9]{1,3})(\]?))(\?subject=\S+)?"""
 )
+_C1_CONTROLS = re.compile("[\x80-\x9f]")  # what feedparser's cp1252 table maps
 _LINK_ENTITY = re.compile("&([A-Za-z0-9_]+);")
 _looks_like_html: Callable[[str], bool] = _FeedParserMixin.looks_like_html
 _HTML_TYPES = ("text/html", "application/xhtml+xml")
@@ -84,10 +85,12 @@ def parse_fast(document: bytes, url: str, media_type: str = "application/xml") -
 def _finish(value: str) -> str:
     """What feedparser's `pop()` does to every text after reading it."""
     value = value.strip()
+    if value.isascii():  # constant time, and most text is: neither step below can change it
+        return value
     # feedparser "repairs" UTF-8 that was decoded as latin-1 (and so do we, to match it)
     with contextlib.suppress(UnicodeEncodeError, UnicodeDecodeError):
         value = value.encode("iso-8859-1").decode("utf-8")
-    return value.translate(_cp1252)
+    return value.translate(_cp1252) if _C1_CONTROLS.search(value) else value
 
 
 def _text_of(element: Any) -> str:
