@@ -38,7 +38,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from .config import load_config
 from .decide import JITTER_FRACTION, MAX_JITTER, MAX_STARTUP_SPREAD, adaptive_interval, schedule_at
 from .errors import AggregatorError, ConfigError
-from .fetch import HostLimiter, make_client
+from .fetch import HostLimiter, HttpClient
 from .metrics import DaemonMetrics, feed_rows, health_app
 from .models import Config, FeedConfig, PollRecord, Settings, StoreResult, UpdateOutcome
 from .parsepool import ParserPool
@@ -202,7 +202,7 @@ class Daemon:
         with Archive.open(settings.database_path) as opened:
             self.archive = SerialWriteArchive(opened.db, opened.path)
             async with (
-                make_client(settings) as client,
+                HttpClient(settings) as client,
                 ParserPool(settings.parse_workers, settings.parse_timeout, settings.parse_memory_limit) as parser,
             ):
                 limiter = HostLimiter(settings.per_host_concurrency, settings.per_host_delay)

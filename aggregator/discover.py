@@ -14,7 +14,7 @@ from html.parser import HTMLParser
 from urllib.parse import urljoin, urlsplit
 
 from .errors import FetchError
-from .fetch import HostLimiter, fetch_feed, make_client
+from .fetch import HostLimiter, HttpClient, fetch_feed
 from .models import FeedConfig, FeedState, Fetched, FetchFailure, Settings
 from .netguard import refusal
 
@@ -123,7 +123,7 @@ async def _download(url: str, settings: Settings) -> Fetched:
         max_body_bytes=min(settings.max_body_bytes, MAX_PAGE_BYTES),
         request_timeout=min(settings.request_timeout, MAX_SECONDS),
     )
-    async with make_client(bounded) as client:
+    async with HttpClient(bounded) as client:
         result = await fetch_feed(
             client, FeedConfig(url=url, category=""), FeedState(url=url, fetch_url=url), bounded, HostLimiter(1)
         )

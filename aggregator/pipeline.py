@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 from .decide import body_fingerprint, next_poll_at, poll_delay
 from .errors import StorageError
-from .fetch import Client, HostLimiter, fetch_feed, make_client
+from .fetch import HostLimiter, HttpClient, fetch_feed
 from .models import (
     Config,
     FeedConfig,
@@ -116,7 +116,7 @@ async def _poll(
     config: Config,
     feed: FeedConfig,
     state: FeedState,
-    client: Client,
+    client: HttpClient,
     limiter: HostLimiter,
     parser: ParserPool,
 ) -> PollRecord:
@@ -228,7 +228,7 @@ async def update_feeds(
     *,
     on_outcome: Callable[[UpdateOutcome], None] | None = None,
     skip_gone: bool = True,
-    client: Client | None = None,
+    client: HttpClient | None = None,
     parser: ParserPool | None = None,
     limiter: HostLimiter | None = None,
 ) -> RunSummary:
@@ -289,7 +289,7 @@ async def update_feeds(
             for poll, stored in zip(batch, results, strict=True):
                 report(_outcome(poll, stored.new, stored.updated, stored.new_ids + stored.updated_ids))
 
-    async def one(feed: FeedConfig, client: Client, parser: ParserPool) -> None:
+    async def one(feed: FeedConfig, client: HttpClient, parser: ParserPool) -> None:
         state = states[feed.url]
         if skip_gone and state.gone:
             report(UpdateOutcome(url=feed.url, category=feed.category, status="skipped", error="gone (HTTP 410)"))
@@ -315,7 +315,7 @@ async def update_feeds(
     try:
         async with contextlib.AsyncExitStack() as owned:
             if client is None:
-                client = await owned.enter_async_context(make_client(settings))
+                client = await owned.enter_async_context(HttpClient(settings))
             if parser is None:
                 parser = await owned.enter_async_context(
                     ParserPool(settings.parse_workers, settings.parse_timeout, settings.parse_memory_limit)
