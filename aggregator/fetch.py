@@ -17,10 +17,12 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from urllib.parse import urljoin
 
+import httpcore
 import httpx
 
 from .domains import politeness_key
 from .models import FeedConfig, FeedState, Fetched, FetchFailure, FetchResult, NotModified, Settings
+from .netbackend import AsyncioBackend
 from .netguard import exempt, peer_refusal, refusal
 
 ACCEPT = (
@@ -128,6 +130,8 @@ class HostLimiter:
 
 
 SHARD_CONNECTIONS = 2
+KEEPALIVE_EXPIRY = 30.0
+_BACKEND = AsyncioBackend()
 DRAIN_LIMIT = 64 * 1024
 
 
@@ -147,9 +151,6 @@ class HttpClient:
         self.concurrency = settings.concurrency
         self.timeout = httpx.Timeout(settings.request_timeout, connect=settings.connect_timeout).as_dict()
         self.headers = {"User-Agent": settings.user_agent, "Accept": ACCEPT, "Accept-Encoding": "gzip, deflate"}
-        self._limits = httpx.Limits(
-            max_connections=SHARD_CONNECTIONS, max_keepalive_connections=SHARD_CONNECTIONS, keepalive_expiry=30
-        )
         self._shards: dict[str, list[httpx.AsyncHTTPTransport]] = {}
         self._busy: dict[str, list[int]] = {}
         self._home: dict[str, int] = {}
@@ -174,9 +175,7 @@ class HttpClient:
             verify = await self._tls_context() if scheme == "https" else httpx.create_ssl_context(verify=False)
             if scheme not in self._shards:
                 count = max(1, -(-self.concurrency // SHARD_CONNECTIONS))
-                self._shards[scheme] = [
-                    httpx.AsyncHTTPTransport(verify=verify, limits=self._limits) for _ in range(count)
-                ]
+                self._shards[scheme] = [_pool_transport(verify) for _ in range(count)]
                 self._busy[scheme] = [0] * count
         return self._shards[scheme], self._busy[scheme]
 
@@ -223,6 +222,22 @@ class HttpClient:
 
     async def __aexit__(self, *_: object) -> None:
         await self.aclose()
+
+
+def _pool_transport(ssl_context: ssl.SSLContext) -> httpx.AsyncHTTPTransport:
+    """An httpx transport over one small httpcore pool that runs on `netbackend.AsyncioBackend`.
+
+    httpx's transport takes no network backend, so its pool is replaced by an identical one that does;
+    the transport keeps mapping requests, responses and errors between httpx and httpcore."""
+    transport = httpx.AsyncHTTPTransport(verify=ssl_context)
+    transport._pool = httpcore.AsyncConnectionPool(
+        ssl_context=ssl_context,
+        max_connections=SHARD_CONNECTIONS,
+        max_keepalive_connections=SHARD_CONNECTIONS,
+        keepalive_expiry=KEEPALIVE_EXPIRY,
+        network_backend=_BACKEND,
+    )
+    return transport
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> int | None:

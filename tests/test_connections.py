@@ -1,16 +1,20 @@
-"""How the fetcher uses connections: keep-alive across conditional GETs, and environment proxies.
+"""How the fetcher uses connections: keep-alive across conditional GETs (plain and TLS), certificate
+checks, and environment proxies.
 
 A stdlib HTTP/1.1 server in a thread counts the TCP connections it accepts (pytest-httpserver's
 werkzeug server closes every connection, so it cannot show reuse)."""
 
 from __future__ import annotations
 
+import ssl
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
+import trustme
 
 from aggregator.models import Config
 
@@ -60,8 +64,10 @@ class FeedHandler(BaseHTTPRequestHandler):
 
 
 @contextmanager
-def counting_server() -> Iterator[CountingServer]:
+def counting_server(tls: ssl.SSLContext | None = None) -> Iterator[CountingServer]:
     server = CountingServer()
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -98,3 +104,52 @@ def test_environment_proxy_is_used(make_config: Callable[..., Config], monkeypat
         summary = run_update(config)
         assert summary.count("ok") == 1, summary.outcomes
         assert proxy.paths == ["http://feeds.example.invalid/feed/proxied.xml"]
+
+
+@pytest.fixture
+def certificate_authority() -> trustme.CA:
+    return trustme.CA()
+
+
+def _tls_server_context(ca: trustme.CA) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
+    return context
+
+
+def test_https_feeds_are_fetched_and_reuse_tls_connections(
+    make_config: Callable[..., Config],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    certificate_authority: trustme.CA,
+) -> None:
+    bundle = tmp_path / "ca.pem"
+    certificate_authority.cert_pem.write_to_path(str(bundle))
+    monkeypatch.setenv("SSL_CERT_FILE", str(bundle))  # the test CA is the only one trusted
+    with counting_server(_tls_server_context(certificate_authority)) as server:
+        base = f"https://localhost:{server.server_address[1]}"
+        config = make_config(
+            [{"url": f"{base}/feed/{n}.xml", "category": "news"} for n in range(12)],
+            concurrency=2,
+            per_host_concurrency=2,
+        )
+        first = run_update(config)
+        assert first.count("ok") == 12, first.outcomes
+        before = server.connections
+        second = run_update(config)
+        assert second.count("not_modified") == 12, second.outcomes
+        assert server.connections - before <= 2
+
+
+def test_untrusted_certificate_is_a_clear_tls_error(
+    make_config: Callable[..., Config], certificate_authority: trustme.CA
+) -> None:
+    # Signed by a CA nobody trusts: the feed fails with a one-line TLS error, nothing is stored.
+    with counting_server(_tls_server_context(certificate_authority)) as server:
+        url = f"https://localhost:{server.server_address[1]}/feed/untrusted.xml"
+        summary = run_update(make_config([{"url": url, "category": "news"}]))
+        [outcome] = summary.outcomes
+        assert outcome.status == "error"
+        assert outcome.error.startswith("TLS error:") and "certificate verify failed" in outcome.error
+        assert "\n" not in outcome.error
+        assert server.paths == []
