@@ -227,12 +227,13 @@ class Tool:
 class Aggregator(Tool):
     name = "aggregator"
 
-    def __init__(self, config: Path) -> None:
+    def __init__(self, config: Path, python: Path) -> None:
         self.config = config
+        self.python = python
         self.db = config.parent / "aggregator-archive" / "aggregator.db"
 
     def run(self, log: Path, keep: set[int]) -> Measurement:
-        command = [sys.executable, "-m", "aggregator", "--config", str(self.config), "fetch-now", "--no-progress"]
+        command = [str(self.python), "-m", "aggregator", "--config", str(self.config), "fetch-now", "--no-progress"]
         result = measure(command, log, keep)
         result.stored = _count(self.db, "SELECT count(*) FROM entries")
         result.failed_feeds = _count(self.db, "SELECT count(*) FROM feeds WHERE last_status IN ('error', 'gone')")
@@ -300,6 +301,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--feeds", type=int, default=1000)
     parser.add_argument("--skip-reader", action="store_true")
     parser.add_argument("--reader-python", type=Path, default=DEFAULT_READER_PYTHON)
+    parser.add_argument(
+        "--aggregator-python",
+        type=Path,
+        default=Path(sys.executable),
+        help="the Python whose installed aggregator is measured (default: this one)",
+    )
     parser.add_argument("--reader-workers", type=int, default=4, help="reader's update_feeds(workers=)")
     parser.add_argument("--concurrency", type=int, default=16, help="aggregator's concurrency setting")
     parser.add_argument("--per-host", type=int, default=16, help="aggregator's per_host_concurrency setting")
@@ -328,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
         tools: list[Tool] = []
         if not args.skip_reader:
             tools.append(Reader(args.reader_python, directory, args.reader_workers))
-        tools.append(Aggregator(config))
+        tools.append(Aggregator(config, args.aggregator_python))
         results: dict[str, dict[str, Measurement]] = {}
         new_entries: dict[str, int] = {}
         previous = 0
