@@ -1,8 +1,14 @@
-"""Parse and normalise documents in worker processes: both cores busy, and a runaway parse killable.
+"""Parse, normalise and store documents in worker processes: both cores busy, and a runaway parse killable.
 
 A hostile document can make feedparser spin or balloon; a thread cannot be stopped, a process can.
-Each worker has an address-space limit, and a parse that overruns its deadline gets its pool torn
-down and rebuilt (other parses caught in the teardown are retried once on the new pool).
+Each worker has an address-space limit, and a job that overruns its deadline gets its pool torn
+down and rebuilt (other jobs caught in the teardown are retried once on the new pool).
+
+A worker also stores the feed it parsed (`run_store_job`), in its own connection to the archive: the
+entries never travel back to the main process, whose event loop then only fetches (before, unpickling
+the results and writing them made it the bottleneck of a first run, and its peak memory). SQLite in WAL
+mode serialises the writers; a worker killed mid-write leaves an uncommitted transaction, which SQLite
+rolls back.
 """
 
 from __future__ import annotations
@@ -10,16 +16,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import multiprocessing
+import multiprocessing.util
 import os
 import resource
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, tzinfo
+from pathlib import Path
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from .errors import ParseError
-from .models import ParsedFeed
+from .decide import next_poll_at
+from .errors import ParseError, StorageError
+from .models import ParsedFeed, PollRecord, StoreResult
+from .store import Archive
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +70,60 @@ def run_parse_job(job: ParseJob) -> ParsedFeed | str:
         return f"parser failed: {type(error).__name__}: {error}"
 
 
+@dataclass(frozen=True, slots=True)
+class StoreJob:
+    """Parse `parse` and store it as `poll` (the fetch's outcome, without what the document says)."""
+
+    parse: ParseJob
+    archive: Path
+    poll: PollRecord
+    title_override: str | None
+    # Seconds until the next poll given the feed's RSS ttl (minutes): decide.poll_delay with this
+    # feed's settings bound (a functools.partial, so it pickles).
+    delay: Callable[..., int]
+
+
+@dataclass(frozen=True, slots=True)
+class StorageFailure:
+    message: str
+
+
+_archives: dict[Path, Archive] = {}
+
+
+def _archive(path: Path) -> Archive:
+    """This worker's connection to the archive at `path`, opened on first use and closed at exit."""
+    archive = _archives.get(path)
+    if archive is None:
+        archive = _archives[path] = Archive.open(path)
+        # Checkpoints are the main process's (update_feeds), off the write lock: inside a worker's
+        # commit, the checkpoint's fsync kept the other writers waiting (per-feed writes cost 60% more).
+        archive.set_auto_checkpoint(0)
+        multiprocessing.util.Finalize(archive, archive.close, exitpriority=10)
+    return archive
+
+
+def run_store_job(job: StoreJob) -> StoreResult | StorageFailure | str:
+    """Parse, normalise and store one document; a problem with the document is returned as a message."""
+    parsed = run_parse_job(job.parse)
+    if not isinstance(parsed, ParsedFeed):
+        return parsed
+    poll = replace(
+        job.poll,
+        title=job.title_override or parsed.title,
+        site_url=parsed.link,
+        format=parsed.format,
+        ttl=parsed.ttl,
+        next_due_at=next_poll_at(job.poll.fetched_at, job.delay(ttl_minutes=parsed.ttl)),
+        entries=parsed.entries,
+    )
+    try:
+        [stored] = _archive(job.archive).record([poll])
+    except StorageError as error:
+        return StorageFailure(str(error))
+    return stored
+
+
 def _limit_memory(limit_bytes: int) -> None:
     if limit_bytes > 0:
         with contextlib.suppress(ValueError, OSError):
@@ -74,7 +142,9 @@ class ParserPool:
     def _start(self) -> ProcessPoolExecutor:
         if self._executor is None:
             context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload(["aggregator.parsepool", "aggregator.parse", "aggregator.normalize"])
+            context.set_forkserver_preload(
+                ["aggregator.parsepool", "aggregator.parse", "aggregator.normalize", "aggregator.store"]
+            )
             self._executor = ProcessPoolExecutor(
                 max_workers=self.workers, mp_context=context, initializer=_limit_memory, initargs=(self.memory_limit,)
             )
@@ -89,12 +159,21 @@ class ParserPool:
         executor.shutdown(wait=False, cancel_futures=True)
 
     async def parse(self, job: ParseJob) -> ParsedFeed | str:
+        """Parse and normalise one document; the entries come back."""
+        return await self._run(run_parse_job, job, self.timeout)
+
+    async def store(self, job: StoreJob) -> StoreResult | StorageFailure | str:
+        """Parse, normalise and store one document; only the counts come back. Storing gets as long
+        again as parsing: its deadline is for a parser that never returns, not for a busy archive."""
+        return await self._run(run_store_job, job, 2 * self.timeout)
+
+    async def _run(self, function: Callable[[Any], T], job: Any, deadline: float) -> T | str:
         loop = asyncio.get_running_loop()
         for attempt in range(2):
             executor = self._start()
             try:
-                future = loop.run_in_executor(executor, run_parse_job, job)
-                return await asyncio.wait_for(future, self.timeout)
+                future = loop.run_in_executor(executor, function, job)
+                return await asyncio.wait_for(future, deadline)
             except TimeoutError:
                 if executor is self._executor:
                     self._kill()

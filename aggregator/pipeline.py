@@ -9,6 +9,8 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
 
 from .decide import body_fingerprint, next_poll_at, poll_delay
 from .errors import StorageError
@@ -19,51 +21,49 @@ from .models import (
     FeedState,
     FetchFailure,
     NotModified,
-    ParsedFeed,
     PollRecord,
+    StoreResult,
     UpdateOutcome,
 )
-from .parsepool import ParseJob, ParserPool
+from .parsepool import ParseJob, ParserPool, StorageFailure, StoreJob
 from .store import Archive
 
 log = logging.getLogger("aggregator")
 WRITE_BATCH = 64
-SMALL_WRITE = 100  # entries: a batch this small is written without leaving the event loop
-QUEUED_ENTRIES = 1000  # parsed entries waiting for the writer before fetching waits for it
+QUEUED_POLLS = 1000  # feed-state rows waiting for the writer before fetching waits for it
+CHECKPOINT_EVERY = 1.0  # seconds between write-ahead log checkpoints while parser processes store feeds
+DEFAULT_AUTO_CHECKPOINT = 1000  # pages: SQLite's own default, restored after a run
 
 
 class WriteQueue:
-    """Polls waiting to be stored, bounded by the entries they carry rather than by their number: a
-    304 weighs nothing, so many of them still make one batch (one commit), while parsed feeds wait once
-    about `limit` entries are queued (the peak memory stays flat; 128 queued feeds cost 40 MB)."""
+    """Polls whose feed state the main process stores (304s, unchanged bodies, failures: parsed feeds
+    are stored by the parser processes), so that many make one commit. Bounded: fetching waits when
+    `limit` polls are queued."""
 
     def __init__(self, limit: int, linger: float = 0.02) -> None:
         self.limit = limit
         self.linger = linger
         self._items: list[PollRecord] = []
-        self._weight = 0
         self._closed = False
         self._changed = asyncio.Condition()
 
     async def put(self, poll: PollRecord) -> None:
         async with self._changed:
-            await self._changed.wait_for(lambda: not self._items or self._weight + len(poll.entries) <= self.limit)
+            await self._changed.wait_for(lambda: len(self._items) < self.limit)
             self._items.append(poll)
-            self._weight += len(poll.entries)
             self._changed.notify_all()
 
     async def take(self, most: int) -> list[PollRecord] | None:
         """Up to `most` polls, waiting for at least one; None once closed and drained."""
         async with self._changed:
             await self._changed.wait_for(lambda: bool(self._items) or self._closed)
-        if len(self._items) < most and self._weight < self.limit and not self._closed:
+        if len(self._items) < most and not self._closed:
             # A moment for more to arrive: one commit for many feeds instead of one per feed.
             await asyncio.sleep(self.linger)
         async with self._changed:
             if not self._items:
                 return None
             batch, self._items = self._items[:most], self._items[most:]
-            self._weight -= sum(len(poll.entries) for poll in batch)
             self._changed.notify_all()
             return batch
 
@@ -119,7 +119,10 @@ async def _poll(
     client: HttpClient,
     limiter: HostLimiter,
     parser: ParserPool,
-) -> PollRecord:
+    archive_path: Path,
+) -> PollRecord | StoredPoll:
+    """Poll one feed. A new document is parsed and stored by a parser process (a `StoredPoll` comes
+    back); anything else (304, an unchanged body, a failure) is a `PollRecord` for the writer."""
     settings = config.settings
     started = datetime.now(UTC)
     result = await fetch_feed(client, feed, state, settings, limiter)
@@ -178,34 +181,42 @@ async def _poll(
     fingerprint = body_fingerprint(result.body)
     if fingerprint == state.body_hash:
         return replace(fetched, status="unchanged", next_due_at=due(max_age=result.max_age))
-    parsed = await parser.parse(
-        ParseJob(
-            body=result.body,
-            feed_url=feed.url,
-            fetched_from=result.final_url,
-            content_type=result.content_type,
-            charset=feed.charset,
-            timezone=feed.timezone,
-            fetched_at=started,
+    stored = await parser.store(
+        StoreJob(
+            parse=ParseJob(
+                body=result.body,
+                feed_url=feed.url,
+                fetched_from=result.final_url,
+                content_type=result.content_type,
+                charset=feed.charset,
+                timezone=feed.timezone,
+                fetched_at=started,
+            ),
+            archive=archive_path,
+            poll=replace(fetched, status="ok", body_hash=fingerprint),
+            title_override=feed.title,  # the operator's title override wins
+            delay=partial(
+                poll_delay,
+                interval=_interval(config, feed),
+                min_interval=settings.min_interval,
+                max_interval=settings.max_interval,
+                max_age=result.max_age,
+            ),
         )
     )
-    if not isinstance(parsed, ParsedFeed):
-        errors = state.consecutive_errors + 1
-        # Keep the old caching headers: the next poll must fetch the body again, not get a 304.
-        return replace(
-            base, http_status=result.status, consecutive_errors=errors, error=parsed, next_due_at=due(errors)
-        )
-    return replace(
-        fetched,
-        status="ok",
-        body_hash=fingerprint,
-        title=feed.title or parsed.title,  # the operator's title override wins
-        site_url=parsed.link,
-        format=parsed.format,
-        ttl=parsed.ttl,
-        next_due_at=due(ttl=parsed.ttl, max_age=result.max_age),
-        entries=parsed.entries,
-    )
+    if isinstance(stored, StoreResult | StorageFailure):
+        return StoredPoll(replace(fetched, status="ok"), stored)
+    errors = state.consecutive_errors + 1
+    # Keep the old caching headers: the next poll must fetch the body again, not get a 304.
+    return replace(base, http_status=result.status, consecutive_errors=errors, error=stored, next_due_at=due(errors))
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPoll:
+    """A poll whose document a parser process parsed and stored itself (or failed to store)."""
+
+    poll: PollRecord
+    result: StoreResult | StorageFailure
 
 
 def _outcome(poll: PollRecord, new: int, updated: int, changed: tuple[str, ...]) -> UpdateOutcome:
@@ -240,7 +251,8 @@ async def update_feeds(
     settings = config.settings
     summary = RunSummary()
     states = archive.feed_states(feeds)
-    queue = WriteQueue(QUEUED_ENTRIES)
+    queue = WriteQueue(QUEUED_POLLS)
+    stored_by_workers = [0]  # feeds stored by parser processes since the last checkpoint
     global_limit = asyncio.Semaphore(settings.concurrency)
     host_limiter = limiter or HostLimiter(settings.per_host_concurrency, settings.per_host_delay)
 
@@ -270,12 +282,9 @@ async def update_feeds(
                     report(_failed(poll, summary.storage_error))
                 continue
             try:
-                if sum(len(poll.entries) for poll in batch) <= SMALL_WRITE:
-                    # Feed-state rows only (304s, errors): quicker here than handing them to a thread,
-                    # which would contend with this loop for the GIL once per row.
-                    results = archive.record(batch)
-                else:
-                    results = await asyncio.to_thread(archive.record, batch)
+                # Feed-state rows only: quicker here than handing them to a thread, which would
+                # contend with this loop for the GIL once per row.
+                results = archive.record(batch)
             except StorageError as error:
                 summary.storage_error = str(error)
                 for poll in batch:
@@ -296,10 +305,10 @@ async def update_feeds(
             return
         async with global_limit:
             try:
-                poll = await _poll(config, feed, state, client, host_limiter, parser)
+                polled = await _poll(config, feed, state, client, host_limiter, parser, archive.path)
             except Exception as error:  # a bug in one feed's update must not stop the others
                 log.exception("unexpected failure updating %s", feed.url)
-                poll = PollRecord(
+                polled = PollRecord(
                     url=feed.url,
                     category=feed.category,
                     fetched_at=datetime.now(UTC),
@@ -307,11 +316,35 @@ async def update_feeds(
                     consecutive_errors=state.consecutive_errors + 1,
                     error=f"internal error: {type(error).__name__}: {error}",
                 )
-            # Still holding the slot: when the writer falls behind, fetching waits for it instead of
-            # piling parsed feeds up in memory.
-            await queue.put(poll)
+            if isinstance(polled, StoredPoll):
+                stored_by_workers[0] += 1
+                if isinstance(polled.result, StorageFailure):
+                    summary.storage_error = summary.storage_error or polled.result.message
+                    report(_failed(polled.poll, polled.result.message))
+                else:
+                    stored = polled.result
+                    report(_outcome(polled.poll, stored.new, stored.updated, stored.new_ids + stored.updated_ids))
+                return
+            # Still holding the slot: when the writer falls behind, fetching waits for it.
+            await queue.put(polled)
 
+    async def checkpointer() -> None:
+        # Parser processes commit feed after feed and leave the write-ahead log to us: copying it into
+        # the database here, in a thread, keeps its fsyncs out of their commits.
+        while not finished.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(finished.wait(), CHECKPOINT_EVERY)
+            if stored_by_workers[0]:
+                stored_by_workers[0] = 0
+                try:
+                    await asyncio.to_thread(archive.checkpoint)
+                except StorageError as error:
+                    log.warning("%s", error)
+
+    finished = asyncio.Event()
+    archive.set_auto_checkpoint(0)
     writer_task = asyncio.create_task(writer())
+    checkpoint_task = asyncio.create_task(checkpointer())
     try:
         async with contextlib.AsyncExitStack() as owned:
             if client is None:
@@ -326,6 +359,9 @@ async def update_feeds(
         # are stored, and no write is left running in a thread after we return.
         await queue.close()
         await writer_task
+        finished.set()
+        await checkpoint_task
+        archive.set_auto_checkpoint(DEFAULT_AUTO_CHECKPOINT)
     return summary
 
 

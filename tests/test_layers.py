@@ -12,6 +12,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "aggregator"
 OWNERS = {
     "feedparser": {"parse", "fastparse"},  # the fast path borrows feedparser's date reader to agree with it
     "httpx": {"fetch"},
+    "httpcore": {"fetch", "netbackend"},  # httpx's transport layer: its pools, on our asyncio backend
     "apscheduler": {"daemon"},
     "feedgen": {"publish"},
     "sqlite_utils": {"store", "migrations"},  # the storage layer: schema and data
