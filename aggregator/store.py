@@ -72,10 +72,14 @@ class Archive:
             db.enable_wal()
             db.execute("PRAGMA synchronous = NORMAL")
             db.execute("PRAGMA foreign_keys = ON")
-            _retry_locked(lambda: apply_migrations(db))
+            archive = cls(db, path)
+            # In turn with other writers: two processes opening a new archive at once would otherwise
+            # both find the schema missing, and the second fail creating it ("table feeds already exists").
+            with archive._writer_lock:
+                _retry_locked(lambda: apply_migrations(db))
         except (sqlite3.Error, OSError) as error:
             raise StorageError(f"{path}: cannot open archive database: {error}") from None
-        return cls(db, path)
+        return archive
 
     def close(self) -> None:
         if self._checkpointer is not None:
@@ -157,8 +161,6 @@ class Archive:
             return _retry_locked(write)
         except sqlite3.Error as error:
             raise StorageError(f"{self.path}: cannot write to archive: {error}") from None
-        except OSError as error:  # the writer lock file
-            raise StorageError(f"{self.path}: cannot write to archive: {error.strerror}: {error.filename}") from None
 
     @contextmanager
     def _write_transaction(self) -> Iterator[None]:
@@ -497,7 +499,12 @@ class _WriterLock:
 
     def __enter__(self) -> None:
         if self._fd is None:
-            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError:
+                # A read-only archive (a server reading someone else's files): nothing here will write,
+                # and a writer would meet SQLite's own locking anyway.
+                return
         fcntl.flock(self._fd, fcntl.LOCK_EX)
 
     def __exit__(self, *_: object) -> None:
