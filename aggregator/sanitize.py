@@ -42,14 +42,18 @@ class RelativeResolver:
     (it runs for every URL attribute of every entry); tests check the result equals urljoin's."""
 
     def __init__(self, base: str) -> None:
+        try:
+            parts = urlsplit(base)
+        except ValueError:  # e.g. "http://[oops/": resolve nothing against it
+            base, parts = "", urlsplit("")
         self.base = base
-        parts = urlsplit(base)
         # urljoin drops empty and dot segments of the merged path: leave such bases to it.
         simple = parts.scheme in ("http", "https") and bool(parts.netloc) and not _ODD_PATH.search(parts.path)
         self.origin = f"{parts.scheme}://{parts.netloc}" if simple else ""
         self.directory = self.origin + (parts.path[: parts.path.rfind("/") + 1] or "/") if simple else ""
 
     def __call__(self, url: str) -> str:
+        """The absolute URL; raises ValueError for a URL urllib cannot parse (a broken IPv6 host)."""
         if self.origin and not _ODD_PATH.search(url) and not url.startswith("."):
             if url.startswith("/") and "?" not in url and "#" not in url:
                 return self.origin + url
@@ -64,8 +68,13 @@ def _resolve(resolver: RelativeResolver, tag: str, attribute: str, value: str) -
     value = value.strip()
     if value.startswith(("https://", "http://")):
         return value  # already absolute and safe
-    absolute = resolver(value)
-    scheme = urlsplit(absolute).scheme.lower()
+    try:
+        absolute = resolver(value)
+        if absolute.startswith(("https://", "http://")):
+            return absolute  # the usual result of resolving: no need to parse it again
+        scheme = urlsplit(absolute).scheme.lower()
+    except ValueError:  # unparseable (e.g. "//[oops/"): an exception here would only print a traceback
+        return None
     if scheme and scheme not in SAFE_SCHEMES:
         return None
     return absolute
@@ -135,9 +144,12 @@ def safe_url(url: str, base: str = "") -> str:
     url = remove_control_characters(url or "").strip()
     if not url:
         return ""
-    # Most links are already absolute: urljoin would only parse and reassemble them.
-    absolute = urljoin(base, url) if base and not url.startswith(("https://", "http://")) else url
-    parts = urlsplit(absolute)
+    try:
+        # Most links are already absolute: urljoin would only parse and reassemble them.
+        absolute = urljoin(base, url) if base and not url.startswith(("https://", "http://")) else url
+        parts = urlsplit(absolute)
+    except ValueError:  # e.g. "http://[oops/": a broken link is no link, not a failed feed
+        return ""
     if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
         return ""
     return absolute

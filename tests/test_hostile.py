@@ -263,3 +263,25 @@ def test_the_address_actually_connected_to_is_checked(httpserver: HTTPServer) ->
         "refused http://rebound.example/feed: the connection went to non-public address 127.0.0.1"
     )
     assert peer_refusal("http://public.example/feed", "93.184.215.14") is None
+
+
+def test_unparseable_urls_lose_the_link_not_the_feed(
+    httpserver: HTTPServer, make_config: Callable[..., Config], capfd: object
+) -> None:
+    # urllib raises on a broken IPv6 host ("http://[oops"): one such link once failed the whole feed,
+    # and one in an href printed a traceback from inside the sanitiser.
+    body = rss(
+        [
+            item(1, link="http://[oops/1", description='<p><a href="//[bad/x">a</a> <img src="pic.png"></p>'),
+            item(2),
+        ]
+    )
+    httpserver.expect_request("/broken-urls.xml").respond_with_data(body, content_type="application/rss+xml")
+    config = make_config([{"url": httpserver.url_for("/broken-urls.xml"), "category": "news"}])
+    summary = run_update(config)
+    assert summary.count("ok") == 1 and summary.new == 2, summary.outcomes
+    with sqlite3.connect(config.settings.database_path) as db:
+        link, summary_html = db.execute("SELECT link, summary FROM entries WHERE key = 'id-1'").fetchone()
+    assert link == ""
+    assert "[bad" not in summary_html and 'src="https://site.example/pic.png"' in summary_html
+    assert "Traceback" not in capfd.readouterr().err  # type: ignore[attr-defined]
