@@ -2,7 +2,8 @@
 
 httpcore's default backend goes through anyio, which opens a cancel scope for every read and write
 (each looks up the current task several times); on conditional GETs answered 304 that overhead is a
-fifth of the client's CPU (1,000 requests: 0.36 s through anyio, 0.28 s here; benchmarks/http_pools.py).
+quarter of the client's CPU (1,000 requests, 16 in flight: 0.35 s through anyio, 0.26 s here;
+benchmarks/http_pools.py).
 Here a read that finds data already buffered returns it at once, and a timeout is a timer armed only
 while a read or a write actually waits. `httpcore.AsyncNetworkBackend` is httpcore's documented
 extension point for this; the errors raised are httpcore's, so httpx maps them as it does its own.

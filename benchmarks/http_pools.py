@@ -2,7 +2,8 @@
 
 Starts the benchmark feed server, learns every feed's ETag with one pass of GETs, then times passes of
 1,000 conditional GETs (all answered 304) with N requests in flight, spread over pools of P connections
-(N/P httpx transports), and the same through one `httpx.AsyncClient`. Prints wall and CPU seconds.
+(N/P httpx transports), the same through one `httpx.AsyncClient`, and through the transports aggregator
+uses (pools of two on its asyncio network backend for httpcore). Prints wall and CPU seconds.
 
     .venv/bin/python benchmarks/http_pools.py [--feeds 1000]
 """
@@ -11,10 +12,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ssl
 import time
 
 import httpx
 from run import start_server
+
+from aggregator.fetch import SHARD_CONNECTIONS, _pool_transport
 
 
 async def learn_etags(base: str, feeds: int) -> list[tuple[str, str]]:
@@ -30,9 +34,18 @@ async def learn_etags(base: str, feeds: int) -> list[tuple[str, str]]:
         return await asyncio.gather(*(one(i) for i in range(feeds)))
 
 
-async def transports_pass(targets: list[tuple[str, str]], in_flight: int, pool: int) -> tuple[float, float]:
+async def transports_pass(
+    targets: list[tuple[str, str]], in_flight: int, pool: int, ours: bool = False
+) -> tuple[float, float]:
+    """`ours`: the transports aggregator uses (fetch.py: pools of fetch.SHARD_CONNECTIONS on the asyncio
+    network backend of netbackend.py) instead of httpx's defaults (anyio)."""
     limits = httpx.Limits(max_connections=pool, max_keepalive_connections=pool)
-    shards = [httpx.AsyncHTTPTransport(limits=limits, verify=False) for _ in range(max(1, in_flight // pool))]
+    count = max(1, in_flight // pool)
+    shards = (
+        [_pool_transport(ssl.create_default_context()) for _ in range(count)]
+        if ours
+        else [httpx.AsyncHTTPTransport(limits=limits, verify=False) for _ in range(count)]
+    )
     semaphores = [asyncio.Semaphore(pool) for _ in shards]
     timeout = httpx.Timeout(30).as_dict()
 
@@ -85,6 +98,9 @@ async def measure(base: str, feeds: int) -> None:
             wall, cpu = await transports_pass(targets, in_flight, pool)
             layout = f"{in_flight // pool} transport(s) x {pool} connections"
             print(f"{layout:<40} {wall:8.2f} {cpu:8.2f}")
+        wall, cpu = await transports_pass(targets, in_flight, SHARD_CONNECTIONS, ours=True)
+        layout = f"{in_flight // SHARD_CONNECTIONS} x {SHARD_CONNECTIONS}, asyncio backend (ours)"
+        print(f"{layout:<40} {wall:8.2f} {cpu:8.2f}")
 
 
 def main() -> None:
