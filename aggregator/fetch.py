@@ -130,6 +130,7 @@ class HostLimiter:
 
 
 SHARD_CONNECTIONS = 2
+_STALE_CONNECTION = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
 KEEPALIVE_EXPIRY = 30.0
 _BACKEND = AsyncioBackend()
 DRAIN_LIMIT = 64 * 1024
@@ -201,7 +202,13 @@ class HttpClient:
         self._home[origin] = index
         busy[index] += 1
         try:
-            response = await shards[index].handle_async_request(request)
+            try:
+                response = await shards[index].handle_async_request(request)
+            except _STALE_CONNECTION:
+                # Before any response: most often a keep-alive connection the server closed as we
+                # reused it (one that closes after each response without saying so, or its idle
+                # timeout). A GET is safe to send once more; the pool opens a new connection.
+                response = await shards[index].handle_async_request(request)
             try:
                 yield response
             finally:

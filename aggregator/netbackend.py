@@ -12,6 +12,7 @@ extension point for this; the errors raised are httpcore's, so httpx maps them a
 from __future__ import annotations
 
 import asyncio
+import select
 import ssl
 from collections import deque
 from collections.abc import Iterable
@@ -183,9 +184,19 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
             return self._transport.get_extra_info("socket")
         if info == "is_readable":
             # Asked of an idle keep-alive connection before reuse: anything received, or the server's
-            # close, means it must not be reused. The protocol already knows, without a select().
-            return bool(self._protocol.chunks) or self._protocol.eof
+            # close, means it must not be reused. What the event loop has not delivered yet counts too
+            # (a server that closes right after its response: its FIN may still sit in the kernel).
+            return bool(self._protocol.chunks) or self._protocol.eof or _socket_readable(self._transport)
         return None
+
+
+def _socket_readable(transport: asyncio.Transport) -> bool:
+    sock = transport.get_extra_info("socket")
+    if sock is None or sock.fileno() < 0:
+        return True
+    poller = select.poll()
+    poller.register(sock.fileno(), select.POLLIN)
+    return bool(poller.poll(0))
 
 
 class AsyncioBackend(httpcore.AsyncNetworkBackend):

@@ -6,8 +6,10 @@ werkzeug server closes every connection, so it cannot show reuse)."""
 
 from __future__ import annotations
 
+import socket
 import ssl
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,6 +22,7 @@ from aggregator.models import Config
 
 from .conftest import run_update
 from .feeds import item, rss
+from .rawserver import raw_server
 
 
 class CountingServer(ThreadingHTTPServer):
@@ -153,3 +156,19 @@ def test_untrusted_certificate_is_a_clear_tls_error(
         assert outcome.error.startswith("TLS error:") and "certificate verify failed" in outcome.error
         assert "\n" not in outcome.error
         assert server.paths == []
+
+
+def test_server_closing_after_each_response_without_saying_so(make_config: Callable[..., Config]) -> None:
+    # HTTP/1.1 without "Connection: close", then the connection closed a moment later: the next request,
+    # sent on what looked like a live keep-alive connection, meets a reset. It is sent again on a new
+    # connection instead of failing the feed.
+    def respond(conn: socket.socket) -> None:
+        body = rss([item(1)])
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/rss+xml\r\n")
+        conn.sendall(f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        time.sleep(0.2)  # long enough for the client to reuse the connection before the close
+
+    with raw_server(respond) as base:
+        feeds = [{"url": f"{base}/feed/{n}.xml", "category": "news"} for n in range(6)]
+        summary = run_update(make_config(feeds, concurrency=1, per_host_concurrency=1))
+    assert summary.count("ok") == 6, [o.error for o in summary.failed]

@@ -237,7 +237,7 @@ def test_sigkill_mid_run_leaves_a_consistent_archive(tmp_path: Path) -> None:
             assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
             # Every entry exactly once: the ids embed the connection, so count per feed instead.
             per_feed = db.execute("SELECT feed_url, count(*) FROM entries GROUP BY feed_url").fetchall()
-        assert len(per_feed) == 60
+        assert len(per_feed) == 60, finished.stdout + finished.stderr
         assert {count for _url, count in per_feed} <= {30, 60}
 
 
