@@ -24,9 +24,8 @@ import logging
 import os
 import random
 import signal
-import threading
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -40,7 +39,7 @@ from .decide import JITTER_FRACTION, MAX_JITTER, MAX_STARTUP_SPREAD, adaptive_in
 from .errors import AggregatorError, ConfigError
 from .fetch import HostLimiter, HttpClient
 from .metrics import DaemonMetrics, feed_rows, health_app
-from .models import Config, FeedConfig, PollRecord, Settings, StoreResult, UpdateOutcome
+from .models import Config, FeedConfig, Settings, UpdateOutcome
 from .parsepool import ParserPool
 from .pipeline import RunSummary, update_feeds
 from .store import Archive
@@ -114,20 +113,6 @@ def _recent_published(archive: Archive, url: str, limit: int = 20) -> list[datet
     return [t for t in (_parse_time(row[0]) for row in rows) if t is not None]
 
 
-class SerialWriteArchive(Archive):
-    """The daemon's one connection, shared by concurrent update_feeds calls whose writers each run in a
-    thread: one batch write at a time. Without the lock, sqlite-utils' atomic() in one thread sees the
-    other thread's open transaction and nests a savepoint in it ("no such savepoint" errors)."""
-
-    def __init__(self, db: Any, path: Path) -> None:
-        super().__init__(db, path)
-        self._write_lock = threading.Lock()
-
-    def record(self, polls: Sequence[PollRecord]) -> list[StoreResult]:
-        with self._write_lock:
-            return super().record(polls)
-
-
 class DebouncedPublisher:
     """Collects changed categories and entry ids; calls `publish` once per burst of changes."""
 
@@ -199,8 +184,9 @@ class Daemon:
             loop.add_signal_handler(sig, self._on_stop_signal, sig)
         loop.add_signal_handler(signal.SIGHUP, self._on_reload_signal)
         settings = self.config.settings
+        # One connection shared by concurrent runs: Archive lets one write at a time (its thread lock).
         with Archive.open(settings.database_path) as opened:
-            self.archive = SerialWriteArchive(opened.db, opened.path)
+            self.archive = opened
             async with (
                 HttpClient(settings) as client,
                 ParserPool(settings.parse_workers, settings.parse_timeout, settings.parse_memory_limit) as parser,

@@ -207,7 +207,8 @@ class HttpClient:
             except _STALE_CONNECTION:
                 # Before any response: most often a keep-alive connection the server closed as we
                 # reused it (one that closes after each response without saying so, or its idle
-                # timeout). A GET is safe to send once more; the pool opens a new connection.
+                # timeout). A GET is safe to send once more; the pool opens a new connection. (A
+                # server that breaks every connection gets this second request too, and fails it.)
                 response = await shards[index].handle_async_request(request)
             try:
                 yield response
@@ -278,7 +279,7 @@ def _describe(error: BaseException) -> str:
         return "timed out waiting for the server"
     if isinstance(error, httpx.ConnectError):
         cause = error.__cause__ or error.__context__
-        if isinstance(cause, ssl.SSLError) or "SSL" in str(error) or "certificate" in str(error):
+        if isinstance(cause, ssl.SSLError) or any(word in str(error) for word in ("SSL", "TLS", "certificate")):
             return f"TLS error: {error}"
         return f"connection failed: {error}" if str(error) else "connection failed"
     if isinstance(error, httpx.RemoteProtocolError):

@@ -25,7 +25,6 @@ import httpcore
 HIGH_WATER = 256 * 1024
 # As httpcore's backends declare them (setsockopt's argument shapes).
 SocketOption = tuple[int, int, int] | tuple[int, int, bytes | bytearray] | tuple[int, int, None, int]
-TLS_HANDSHAKE_TIMEOUT = 60.0  # asyncio's own default, used when httpcore passes no connect timeout
 HAPPY_EYEBALLS_DELAY = 0.25  # RFC 8305's recommended delay between connection attempts
 
 
@@ -147,28 +146,34 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
                 raise httpcore.WriteError(str(self._protocol.error))
 
     async def aclose(self) -> None:
-        self._transport.close()
+        if self._transport.get_extra_info("ssl_object") is not None:
+            # No waiting for the server's TLS close_notify (asyncio would, up to 30 s, holding the
+            # socket): httpcore only closes a connection it is done with, as its own backends do.
+            self._transport.abort()
+        else:
+            self._transport.close()
 
     async def start_tls(
         self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
     ) -> httpcore.AsyncNetworkStream:
+        if self._protocol.eof or self._transport.is_closing():
+            # asyncio's handshake would wait for a peer already gone, past its own timeout.
+            raise httpcore.ConnectError("the server closed the connection before the TLS handshake")
         loop = asyncio.get_running_loop()
         try:
-            transport = await loop.start_tls(
-                self._transport,
-                self._protocol,
-                ssl_context,
-                server_hostname=server_hostname,
-                ssl_handshake_timeout=timeout if timeout else TLS_HANDSHAKE_TIMEOUT,
-            )
+            async with asyncio.timeout(timeout):
+                transport = await loop.start_tls(
+                    self._transport, self._protocol, ssl_context, server_hostname=server_hostname
+                )
         except TimeoutError:
-            self._transport.close()
+            self._transport.abort()
             raise httpcore.ConnectTimeout("TLS handshake timed out") from None
-        except (ssl.SSLError, OSError) as error:
-            self._transport.close()
-            raise httpcore.ConnectError(str(error)) from error
-        if transport is None:  # the connection was closed during the handshake
-            raise httpcore.ConnectError("connection closed during the TLS handshake")
+        except (ConnectionError, EOFError) as error:  # reset, or closed mid-handshake
+            self._transport.abort()
+            raise httpcore.ConnectError("the server closed the connection during the TLS handshake") from error
+        except OSError as error:  # ssl.SSLError (a certificate refused...) included
+            self._transport.abort()
+            raise httpcore.ConnectError(str(error) or f"TLS handshake failed: {type(error).__name__}") from error
         assert isinstance(transport, asyncio.Transport)
         self._protocol.transport = transport
         return AsyncioStream(transport, self._protocol)
@@ -222,6 +227,8 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
             raise httpcore.ConnectTimeout(f"connecting to {host}:{port} timed out") from None
         except OSError as error:
             raise httpcore.ConnectError(str(error) or type(error).__name__) from error
+        except UnicodeError as error:  # asyncio IDNA-encodes the name: an empty or overlong label
+            raise httpcore.ConnectError(f"invalid host name {host!r}: {error}") from error
         _apply_options(transport, socket_options)
         return AsyncioStream(transport, protocol)
 

@@ -25,15 +25,12 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
-from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from .decide import next_poll_at
 from .errors import ParseError, StorageError
 from .models import ParsedFeed, PollRecord, StoreResult
 from .store import Archive
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,8 +93,8 @@ def _archive(path: Path) -> Archive:
     archive = _archives.get(path)
     if archive is None:
         archive = _archives[path] = Archive.open(path)
-        # Checkpoints are the main process's (update_feeds), off the write lock: inside a worker's
-        # commit, the checkpoint's fsync kept the other writers waiting (per-feed writes cost 60% more).
+        # Checkpoints are the main process's (update_feeds), in a thread: inside a worker's commit, the
+        # checkpoint's copy and fsync kept the other writers waiting (per-feed writes cost 60% more).
         archive.set_auto_checkpoint(0)
         multiprocessing.util.Finalize(archive, archive.close, exitpriority=10)
     return archive
@@ -131,13 +128,16 @@ def _limit_memory(limit_bytes: int) -> None:
 
 
 class ParserPool:
-    """A process pool for `run_parse_job` with per-job deadlines. Use `async with`."""
+    """Worker processes for `run_store_job`, with a deadline per job. Use `async with`."""
 
     def __init__(self, workers: int = 0, timeout: float = 60.0, memory_limit: int = 1024**3) -> None:
         self.workers = workers or min(4, os.cpu_count() or 1)
         self.timeout = timeout
         self.memory_limit = memory_limit
         self._executor: ProcessPoolExecutor | None = None
+        # No more jobs handed over than there are workers: a job's deadline then measures its own work,
+        # not its wait behind the others in the executor's queue.
+        self._slots = asyncio.Semaphore(self.workers)
 
     def _start(self) -> ProcessPoolExecutor:
         if self._executor is None:
@@ -156,33 +156,34 @@ class ParserPool:
             return
         for process in list(getattr(executor, "_processes", {}).values()):
             process.kill()
-        executor.shutdown(wait=False, cancel_futures=True)
-
-    async def parse(self, job: ParseJob) -> ParsedFeed | str:
-        """Parse and normalise one document; the entries come back."""
-        return await self._run(run_parse_job, job, self.timeout)
+        # Jobs still queued on this pool fail as BrokenProcessPool and are retried on the next one;
+        # cancelling them instead would cancel the tasks awaiting them, and with them the whole run.
+        executor.shutdown(wait=False, cancel_futures=False)
 
     async def store(self, job: StoreJob) -> StoreResult | StorageFailure | str:
-        """Parse, normalise and store one document; only the counts come back. Storing gets as long
-        again as parsing: its deadline is for a parser that never returns, not for a busy archive."""
-        return await self._run(run_store_job, job, 2 * self.timeout)
-
-    async def _run(self, function: Callable[[Any], T], job: Any, deadline: float) -> T | str:
+        """Parse, normalise and store one document; only the counts come back, or a message saying
+        what was wrong. Parsing and storing together get twice `parse_timeout`: the deadline is for a
+        parser that never returns, not for a busy archive."""
         loop = asyncio.get_running_loop()
-        for attempt in range(2):
-            executor = self._start()
-            try:
-                future = loop.run_in_executor(executor, function, job)
-                return await asyncio.wait_for(future, deadline)
-            except TimeoutError:
-                if executor is self._executor:
-                    self._kill()
-                return f"parsing took longer than {self.timeout:g}s (parse_timeout); document skipped"
-            except BrokenProcessPool:
-                if executor is self._executor:
-                    self._kill()
-                if attempt == 1:
-                    return "the parser process died on this document (out of memory or crashed)"
+        deadline = 2 * self.timeout
+        async with self._slots:
+            for attempt in range(2):
+                executor = self._start()
+                try:
+                    future = loop.run_in_executor(executor, run_store_job, job)
+                    return await asyncio.wait_for(future, deadline)
+                except TimeoutError:
+                    if executor is self._executor:
+                        self._kill()
+                    return f"parsing and storing took longer than {deadline:g}s (twice parse_timeout); document skipped"
+                except (BrokenProcessPool, asyncio.CancelledError):
+                    task = asyncio.current_task()
+                    if task is not None and task.cancelling():
+                        raise  # we are being cancelled, not the job
+                    if executor is self._executor:
+                        self._kill()
+                    if attempt == 1:
+                        return "the parser process died on this document (out of memory or crashed)"
         raise AssertionError("unreachable")
 
     async def __aenter__(self) -> ParserPool:

@@ -31,8 +31,7 @@ from .store import Archive
 log = logging.getLogger("aggregator")
 WRITE_BATCH = 64
 QUEUED_POLLS = 1000  # feed-state rows waiting for the writer before fetching waits for it
-CHECKPOINT_EVERY = 1.0  # seconds between write-ahead log checkpoints while parser processes store feeds
-DEFAULT_AUTO_CHECKPOINT = 1000  # pages: SQLite's own default, restored after a run
+CHECKPOINT_EVERY = 1.0  # seconds between write-ahead log checkpoints during a run that writes
 
 
 class WriteQueue:
@@ -252,7 +251,7 @@ async def update_feeds(
     summary = RunSummary()
     states = archive.feed_states(feeds)
     queue = WriteQueue(QUEUED_POLLS)
-    stored_by_workers = [0]  # feeds stored by parser processes since the last checkpoint
+    writes = [0]  # commits since the last checkpoint, by parser processes and the writer
     global_limit = asyncio.Semaphore(settings.concurrency)
     host_limiter = limiter or HostLimiter(settings.per_host_concurrency, settings.per_host_delay)
 
@@ -283,8 +282,12 @@ async def update_feeds(
                 continue
             try:
                 # Feed-state rows only: quicker here than handing them to a thread, which would
-                # contend with this loop for the GIL once per row.
-                results = archive.record(batch)
+                # contend with this loop for the GIL once per row; but never waiting here for a parser
+                # process's turn to write, which would stop every fetch meanwhile.
+                results = archive.record_if_free(batch)
+                if results is None:
+                    results = await asyncio.to_thread(archive.record, batch)
+                writes[0] += 1
             except StorageError as error:
                 summary.storage_error = str(error)
                 for poll in batch:
@@ -317,7 +320,7 @@ async def update_feeds(
                     error=f"internal error: {type(error).__name__}: {error}",
                 )
             if isinstance(polled, StoredPoll):
-                stored_by_workers[0] += 1
+                writes[0] += 1
                 if isinstance(polled.result, StorageFailure):
                     summary.storage_error = summary.storage_error or polled.result.message
                     report(_failed(polled.poll, polled.result.message))
@@ -334,34 +337,35 @@ async def update_feeds(
         while not finished.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(finished.wait(), CHECKPOINT_EVERY)
-            if stored_by_workers[0]:
-                stored_by_workers[0] = 0
+            if writes[0]:
+                writes[0] = 0
                 try:
                     await asyncio.to_thread(archive.checkpoint)
                 except StorageError as error:
                     log.warning("%s", error)
 
     finished = asyncio.Event()
-    archive.set_auto_checkpoint(0)
-    writer_task = asyncio.create_task(writer())
-    checkpoint_task = asyncio.create_task(checkpointer())
-    try:
-        async with contextlib.AsyncExitStack() as owned:
-            if client is None:
-                client = await owned.enter_async_context(HttpClient(settings))
-            if parser is None:
-                parser = await owned.enter_async_context(
-                    ParserPool(settings.parse_workers, settings.parse_timeout, settings.parse_memory_limit)
-                )
-            await asyncio.gather(*(one(feed, client, parser) for feed in feeds))
-    finally:
-        # Also when the caller cancels us (a daemon whose grace period ran out): polls already fetched
-        # are stored, and no write is left running in a thread after we return.
-        await queue.close()
-        await writer_task
-        finished.set()
-        await checkpoint_task
-        archive.set_auto_checkpoint(DEFAULT_AUTO_CHECKPOINT)
+    with archive.defer_checkpoints():
+        checkpoint_task = asyncio.create_task(checkpointer())
+        try:
+            writer_task = asyncio.create_task(writer())
+            try:
+                async with contextlib.AsyncExitStack() as owned:
+                    if client is None:
+                        client = await owned.enter_async_context(HttpClient(settings))
+                    if parser is None:
+                        parser = await owned.enter_async_context(
+                            ParserPool(settings.parse_workers, settings.parse_timeout, settings.parse_memory_limit)
+                        )
+                    await asyncio.gather(*(one(feed, client, parser) for feed in feeds))
+            finally:
+                # Also when the caller cancels us (a daemon whose grace period ran out): polls already
+                # fetched are stored, and no write is left running in a thread after we return.
+                await queue.close()
+                await writer_task
+        finally:
+            finished.set()
+            await checkpoint_task
     return summary
 
 

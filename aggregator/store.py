@@ -11,6 +11,7 @@ import fcntl
 import json
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -28,6 +29,7 @@ from .models import Enclosure, Entry, FeedConfig, FeedState, FeedStatus, PollRec
 
 T = TypeVar("T")
 BUSY_TIMEOUT_MS = 30_000
+DEFAULT_AUTO_CHECKPOINT = 1000  # pages: SQLite's own default
 WRITER_LOCK_SUFFIX = ".writer-lock"  # aggregator.db.writer-lock: see Archive._write_transaction
 _CHUNK = 500
 _ENTRY_COLUMNS = (
@@ -58,33 +60,42 @@ class Archive:
     def __init__(self, db: Database, path: Path) -> None:
         self.db = db
         self.path = path
+        # Writers of this archive take turns: other processes through the flock, this process's threads
+        # (the daemon's concurrent runs share one connection) through the thread lock.
         self._writer_lock = _WriterLock(path)
+        self._thread_lock = threading.Lock()
         self._checkpoint_lock = _WriterLock(path)  # its own file description: flock excludes per description
+        self._checkpoint_mutex = threading.Lock()
         self._checkpointer: sqlite3.Connection | None = None
+        self._deferring = 0  # runs that checkpoint themselves (see defer_checkpoints)
 
     @classmethod
     def open(cls, path: Path) -> Archive:
+        archive: Archive | None = None
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
-            db = Database(conn)
+            archive = cls(Database(conn), path)
+            db = archive.db
             db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             db.enable_wal()
             db.execute("PRAGMA synchronous = NORMAL")
             db.execute("PRAGMA foreign_keys = ON")
-            archive = cls(db, path)
             # In turn with other writers: two processes opening a new archive at once would otherwise
             # both find the schema missing, and the second fail creating it ("table feeds already exists").
             with archive._writer_lock:
                 _retry_locked(lambda: apply_migrations(db))
         except (sqlite3.Error, OSError) as error:
+            if archive is not None:
+                archive.close()
             raise StorageError(f"{path}: cannot open archive database: {error}") from None
         return archive
 
     def close(self) -> None:
-        if self._checkpointer is not None:
-            self._checkpointer.close()
-            self._checkpointer = None
+        with self._checkpoint_mutex:
+            if self._checkpointer is not None:
+                self._checkpointer.close()
+                self._checkpointer = None
         self.db.close()
         self._writer_lock.close()
         self._checkpoint_lock.close()
@@ -102,22 +113,38 @@ class Archive:
         in it, inside that commit (fsync included); 0 leaves it to `checkpoint`."""
         self.db.execute(f"PRAGMA wal_autocheckpoint = {int(pages)}")
 
+    @contextmanager
+    def defer_checkpoints(self) -> Iterator[None]:
+        """While a run checkpoints the log itself (`checkpoint`, in a thread), this connection's commits
+        do not: one would copy the parser processes' pages too, inside a commit on the event loop.
+        Nested and overlapping runs (the daemon's) count; the last one out restores SQLite's default."""
+        self._deferring += 1
+        if self._deferring == 1:
+            self.set_auto_checkpoint(0)
+        try:
+            yield
+        finally:
+            self._deferring -= 1
+            if self._deferring == 0:
+                self.set_auto_checkpoint(DEFAULT_AUTO_CHECKPOINT)
+
     def checkpoint(self) -> None:
         """Copy what the write-ahead log holds into the database, on a connection of its own (it runs in
         a thread while this one writes). The bulk is copied beside the writers (PASSIVE never waits for
         them); the rest between two writers' turns, so the copy is complete and the next writer starts
         the log over. Without that second step the log never stopped growing while parser processes
         wrote (900 MB in a first run of 1,000 feeds), and reads slow down as it grows."""
-        try:
-            if self._checkpointer is None:
-                self._checkpointer = sqlite3.connect(
-                    str(self.path), timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False
-                )
-            self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")
-            with self._checkpoint_lock:
+        with self._checkpoint_mutex:
+            try:
+                if self._checkpointer is None:
+                    self._checkpointer = sqlite3.connect(
+                        str(self.path), timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False
+                    )
                 self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")
-        except (sqlite3.Error, OSError) as error:
-            raise StorageError(f"{self.path}: cannot checkpoint the archive: {error}") from None
+                with self._checkpoint_lock:
+                    self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            except (sqlite3.Error, OSError) as error:
+                raise StorageError(f"{self.path}: cannot checkpoint the archive: {error}") from None
 
     # --- feed state ------------------------------------------------------------------------------
 
@@ -151,9 +178,20 @@ class Archive:
 
     def record(self, polls: Sequence[PollRecord]) -> list[StoreResult]:
         """Store a batch of polls in one transaction; results are in the same order as `polls`."""
+        result = self._record(polls, wait=True)
+        assert result is not None
+        return result
 
-        def write() -> list[StoreResult]:
-            with self._write_transaction():
+    def record_if_free(self, polls: Sequence[PollRecord]) -> list[StoreResult] | None:
+        """`record`, or None at once when another writer has its turn: for an event loop, which must
+        not wait for a parser process's write (it would stop every fetch meanwhile)."""
+        return self._record(polls, wait=False)
+
+    def _record(self, polls: Sequence[PollRecord], *, wait: bool) -> list[StoreResult] | None:
+        def write() -> list[StoreResult] | None:
+            with self._write_transaction(wait=wait) as turn:
+                if not turn:
+                    return None
                 self._write_feeds(polls)
                 return [self._write_entries(poll) for poll in polls]
 
@@ -163,7 +201,7 @@ class Archive:
             raise StorageError(f"{self.path}: cannot write to archive: {error}") from None
 
     @contextmanager
-    def _write_transaction(self) -> Iterator[None]:
+    def _write_transaction(self, *, wait: bool = True) -> Iterator[bool]:
         """One write transaction, taken in turn with the other writers of this archive.
 
         Parser processes and the main process write concurrently. SQLite's busy handler waits for the
@@ -172,17 +210,31 @@ class Archive:
         released, and the kernel releases it when a process dies, however it dies. BEGIN IMMEDIATE
         because a deferred transaction that read first cannot upgrade to a write after another
         writer's commit (SQLITE_BUSY at once); writers that do not take the flock (an older process)
-        still meet SQLite's own lock and busy timeout."""
-        with self._writer_lock:
-            conn = self.db.conn
-            conn.execute("BEGIN IMMEDIATE")
+        still meet SQLite's own lock and busy timeout. Yields False, having written nothing, when `wait`
+        is False and another writer has its turn."""
+        if not self._thread_lock.acquire(blocking=wait):
+            yield False
+            return
+        try:
+            if not self._writer_lock.acquire(wait=wait):
+                yield False
+                return
             try:
-                yield
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+                conn = self.db.conn
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield True
+                    conn.execute("COMMIT")
+                except BaseException:
+                    # A failed COMMIT (disk full, I/O error) too: the connection must not stay inside a
+                    # transaction, or every later write on it would fail.
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+            finally:
+                self._writer_lock.release()
+        finally:
+            self._thread_lock.release()
 
     def _write_feeds(self, polls: Sequence[PollRecord]) -> None:
         # A feed moved to another category in feeds.yaml takes its archived entries along, on its next
@@ -491,25 +543,43 @@ def _stored_entry(row: Sequence[Any]) -> StoredEntry:
 
 class _WriterLock:
     """The flock on `aggregator.db.writer-lock` that the archive's writers take in turn (see
-    Archive._write_transaction); the file is opened on first use."""
+    Archive._write_transaction); the file is opened on first use. Where the lock cannot be had at all
+    (a read-only archive, a file system without flock), writers go on without it: SQLite's own locking
+    still keeps them apart, only less promptly."""
 
     def __init__(self, database: Path) -> None:
         self.path = database.with_name(database.name + WRITER_LOCK_SUFFIX)
         self._fd: int | None = None
+        self._usable = True
+        self._held = False
+
+    def acquire(self, *, wait: bool = True) -> bool:
+        """Take the lock; False only when `wait` is False and another process holds it."""
+        if not self._usable:
+            return True
+        try:
+            if self._fd is None:
+                # Read-only is enough for flock, and works on a lock file created by another user.
+                self._fd = os.open(self.path, os.O_RDONLY | os.O_CREAT, 0o644)
+            fcntl.flock(self._fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        except OSError:
+            self._usable = False
+            return True
+        self._held = True
+        return True
+
+    def release(self) -> None:
+        if self._held and self._fd is not None:
+            self._held = False
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
 
     def __enter__(self) -> None:
-        if self._fd is None:
-            try:
-                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-            except OSError:
-                # A read-only archive (a server reading someone else's files): nothing here will write,
-                # and a writer would meet SQLite's own locking anyway.
-                return
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        self.acquire()
 
     def __exit__(self, *_: object) -> None:
-        if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        self.release()
 
     def close(self) -> None:
         fd, self._fd = self._fd, None

@@ -97,6 +97,27 @@ def test_conditional_gets_answered_304_reuse_connections(make_config: Callable[.
         assert server.connections - before <= 4
 
 
+def test_requests_run_on_the_asyncio_network_backend(make_config: Callable[..., Config]) -> None:
+    # fetch.py swaps httpx's pool for one on netbackend.AsyncioBackend; if an httpx release renamed
+    # what it swaps, requests would silently go back through anyio, at a quarter more CPU each.
+    import asyncio
+
+    from aggregator.fetch import HttpClient
+    from aggregator.netbackend import AsyncioStream
+
+    with counting_server() as server:
+        config = make_config([])
+
+        async def stream_type() -> type:
+            async with (
+                HttpClient(config.settings) as client,
+                client.get(f"http://127.0.0.1:{server.server_address[1]}/feed/1.xml", {}) as response,
+            ):
+                return type(response.extensions["network_stream"])
+
+        assert asyncio.run(stream_type()) is AsyncioStream
+
+
 def test_environment_proxy_is_used(make_config: Callable[..., Config], monkeypatch: pytest.MonkeyPatch) -> None:
     with counting_server() as proxy:
         monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.server_address[1]}")
@@ -172,3 +193,39 @@ def test_server_closing_after_each_response_without_saying_so(make_config: Calla
         feeds = [{"url": f"{base}/feed/{n}.xml", "category": "news"} for n in range(6)]
         summary = run_update(make_config(feeds, concurrency=1, per_host_concurrency=1))
     assert summary.count("ok") == 6, [o.error for o in summary.failed]
+
+
+def test_host_names_asyncio_cannot_encode_fail_that_feed_only(make_config: Callable[..., Config]) -> None:
+    # asyncio IDNA-encodes host names: an empty label ("a..b") raised UnicodeError from deep inside.
+    config = make_config([{"url": "http://a..b/feed.xml", "category": "news"}], strict_network=False)
+    [outcome] = run_update(config).outcomes
+    assert outcome.status == "error"
+    assert outcome.error.startswith("connection failed: invalid host name 'a..b'")
+
+
+def test_tls_server_that_hangs_up_at_once_is_a_prompt_clear_error(make_config: Callable[..., Config]) -> None:
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def hang_up() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            conn.close()
+
+    thread = threading.Thread(target=hang_up, daemon=True)
+    thread.start()
+    try:
+        url = f"https://127.0.0.1:{listener.getsockname()[1]}/feed.xml"
+        started = time.monotonic()
+        [outcome] = run_update(make_config([{"url": url, "category": "news"}], request_timeout="20s")).outcomes
+        assert time.monotonic() - started < 10
+    finally:
+        stop.set()
+        thread.join(2)
+        listener.close()
+    assert outcome.status == "error"
+    assert outcome.error.startswith("TLS error: the server closed the connection"), outcome.error

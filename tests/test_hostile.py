@@ -285,3 +285,21 @@ def test_unparseable_urls_lose_the_link_not_the_feed(
     assert link == ""
     assert "[bad" not in summary_html and 'src="https://site.example/pic.png"' in summary_html
     assert "Traceback" not in capfd.readouterr().err  # type: ignore[attr-defined]
+
+
+def test_a_parse_past_its_deadline_fails_alone(httpserver: HTTPServer, make_config: Callable[..., Config]) -> None:
+    # Nesting this deep sends the document to feedparser, which takes seconds over it: the parser
+    # processes are killed at the deadline, and the feeds queued beside it are parsed again on new ones.
+    nested = b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>' + b"<x>" * 400_000
+    httpserver.expect_request("/nested.xml").respond_with_data(nested + b"</channel></rss>")
+    feeds = [{"url": httpserver.url_for("/nested.xml"), "category": "news"}]
+    for n in range(5):
+        body = rss([item(i, guid=f"good-{n}-{i}") for i in range(3)])
+        httpserver.expect_request(f"/good{n}.xml").respond_with_data(body, content_type="application/rss+xml")
+        feeds.append({"url": httpserver.url_for(f"/good{n}.xml"), "category": "news"})
+    config = make_config(feeds, parse_timeout="1s", parse_workers=2, concurrency=6, per_host_concurrency=6)
+    summary = run_update(config)
+    [failed] = summary.failed
+    assert failed.url.endswith("/nested.xml")
+    assert failed.error == "parsing and storing took longer than 2s (twice parse_timeout); document skipped"
+    assert summary.count("ok") == 5 and summary.new == 15
