@@ -135,9 +135,11 @@ class ParserPool:
         self.timeout = timeout
         self.memory_limit = memory_limit
         self._executor: ProcessPoolExecutor | None = None
-        # No more jobs handed over than there are workers: a job's deadline then measures its own work,
-        # not its wait behind the others in the executor's queue.
-        self._slots = asyncio.Semaphore(self.workers)
+        # Jobs handed over at once: one per worker and one waiting, so a worker never idles between
+        # two jobs (exactly one per worker ran 5% slower), and a job's deadline counts little besides
+        # its own work, not a wait behind a queue (a stuck worker's own deadline fires first, and the
+        # job waiting behind it is retried on the new processes).
+        self._slots = asyncio.Semaphore(self.workers + 1)
 
     def _start(self) -> ProcessPoolExecutor:
         if self._executor is None:
