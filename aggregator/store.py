@@ -188,12 +188,17 @@ class Archive:
         return self._record(polls, wait=False)
 
     def _record(self, polls: Sequence[PollRecord], *, wait: bool) -> list[StoreResult] | None:
+        # The rows are built before taking a turn: writers wait for each other, so the turn holds
+        # only the database's work.
+        prepared = [_PreparedPoll.of(poll) for poll in polls]
+
         def write() -> list[StoreResult] | None:
             with self._write_transaction(wait=wait) as turn:
                 if not turn:
                     return None
-                self._write_feeds(polls)
-                return [self._write_entries(poll) for poll in polls]
+                stored = self._stored_feeds([poll.url for poll in polls])
+                self._write_feeds(polls, stored)
+                return [self._write_entries(poll, repeated=_repeated(poll, stored.get(poll.url))) for poll in prepared]
 
         try:
             return _retry_locked(write)
@@ -236,12 +241,13 @@ class Archive:
         finally:
             self._thread_lock.release()
 
-    def _write_feeds(self, polls: Sequence[PollRecord]) -> None:
+    def _write_feeds(self, polls: Sequence[PollRecord], stored: dict[str, tuple[str, str | None, str | None]]) -> None:
         # A feed moved to another category in feeds.yaml takes its archived entries along, on its next
         # poll whatever the answer (a 304 too); the site then moves their posts. Only moved feeds pay
         # for the entries update: every feed's would cost a fifth of a run where all answer 304.
-        stored = self._stored_categories([poll.url for poll in polls])
-        moved = [(poll.category, poll.url) for poll in polls if stored.get(poll.url, poll.category) != poll.category]
+        moved = [
+            (poll.category, poll.url) for poll in polls if poll.url in stored and stored[poll.url][0] != poll.category
+        ]
         self.db.conn.executemany("UPDATE entries SET category = ? WHERE feed_url = ?", moved)
         rows = []
         for poll in polls:
@@ -306,41 +312,54 @@ class Archive:
             rows,
         )
 
-    def _stored_categories(self, urls: list[str]) -> dict[str, str]:
-        found: dict[str, str] = {}
+    def _stored_feeds(self, urls: list[str]) -> dict[str, tuple[str, str | None, str | None]]:
+        """category, body_hash and last_fetched_at of the stored feeds among `urls`."""
+        found: dict[str, tuple[str, str | None, str | None]] = {}
         for start in range(0, len(urls), _CHUNK):
             chunk = urls[start : start + _CHUNK]
             marks = ",".join("?" * len(chunk))
-            found.update(self.db.conn.execute(f"SELECT url, category FROM feeds WHERE url IN ({marks})", chunk))
+            for url, category, body_hash, fetched in self.db.conn.execute(
+                f"SELECT url, category, body_hash, last_fetched_at FROM feeds WHERE url IN ({marks})", chunk
+            ):
+                found[url] = (category, body_hash, fetched)
         return found
 
-    def _existing(self, ids: list[str]) -> dict[str, tuple[str, int]]:
-        found: dict[str, tuple[str, int]] = {}
+    def _existing(self, ids: list[str]) -> dict[str, tuple[str, int, str, str]]:
+        """content_hash, revision, first_seen and changed_at of the stored entries among `ids`."""
+        found: dict[str, tuple[str, int, str, str]] = {}
         for start in range(0, len(ids), _CHUNK):
             chunk = ids[start : start + _CHUNK]
             marks = ",".join("?" * len(chunk))
-            for entry_id, content_hash, revision in self.db.conn.execute(
-                f"SELECT id, content_hash, revision FROM entries WHERE id IN ({marks})", chunk
+            for entry_id, content_hash, revision, first_seen, changed_at in self.db.conn.execute(
+                f"SELECT id, content_hash, revision, first_seen, changed_at FROM entries WHERE id IN ({marks})", chunk
             ):
-                found[entry_id] = (content_hash, revision)
+                found[entry_id] = (content_hash, revision, first_seen, changed_at)
         return found
 
-    def _write_entries(self, poll: PollRecord) -> StoreResult:
-        if not poll.entries:
+    def _write_entries(self, prepared: _PreparedPoll, *, repeated: bool) -> StoreResult:
+        if not prepared.rows:
             return StoreResult()
-        now = _now_text(poll.fetched_at)
-        by_id = {entry.id: entry for entry in poll.entries}
-        existing = self._existing(list(by_id))
+        now = prepared.now
+        existing = self._existing(list(prepared.rows))
         new_rows, changed_rows, seen_ids, fts_rows = [], [], [], []
-        for entry_id, entry in by_id.items():
-            row = self._entry_row(entry_id, poll, entry, now)
-            if entry_id not in existing:
+        # When an earlier attempt of this same poll was stored (a parser process killed after its commit,
+        # the job retried), what it added or changed is still this poll's news, for the summary and the
+        # publisher.
+        again_new: list[str] = []
+        again_updated: list[str] = []
+        for entry_id, row in prepared.rows.items():
+            stored = existing.get(entry_id)
+            if stored is None:
                 new_rows.append(row)
-                fts_rows.append(_index_row(entry_id, entry))
-            elif existing[entry_id][0] != entry.content_hash:
-                row["revision"] = existing[entry_id][1] + 1
+                fts_rows.append(prepared.index_rows[entry_id])
+            elif stored[0] != row["content_hash"]:
+                row["revision"] = stored[1] + 1
                 changed_rows.append(row)
-                fts_rows.append(_index_row(entry_id, entry))
+                fts_rows.append(prepared.index_rows[entry_id])
+            elif repeated and stored[2] == now:
+                again_new.append(entry_id)
+            elif repeated and stored[3] == now:
+                again_updated.append(entry_id)
             else:
                 seen_ids.append((now, entry_id))
         conn = self.db.conn
@@ -383,37 +402,9 @@ class Archive:
             )
         if seen_ids:
             conn.executemany("UPDATE entries SET last_seen = ? WHERE id = ?", seen_ids)
-        return StoreResult(
-            new=len(new_rows),
-            updated=len(changed_rows),
-            new_ids=tuple(row["id"] for row in new_rows),
-            updated_ids=tuple(row["id"] for row in changed_rows),
-        )
-
-    @staticmethod
-    def _entry_row(entry_id: str, poll: PollRecord, entry: Entry, now: str) -> dict[str, Any]:
-        return {
-            "id": entry_id,
-            "feed_url": poll.url,
-            "key": entry.key,
-            "category": poll.category,
-            "title": entry.title,
-            "link": entry.link,
-            "author": entry.author,
-            "summary": entry.summary,
-            "content": entry.content,
-            "published": entry.published.isoformat(),
-            "published_utc": to_utc_text(entry.published),
-            "updated": _iso(entry.updated),
-            "date_flag": entry.date_flag,
-            "tags": json.dumps(list(entry.tags), ensure_ascii=False),
-            "enclosures": _enclosures_json(entry.enclosures),
-            "content_hash": entry.content_hash,
-            "revision": 1,
-            "first_seen": now,
-            "last_seen": now,
-            "changed_at": now,
-        }
+        new_ids = tuple(row["id"] for row in new_rows) + tuple(again_new)
+        updated_ids = tuple(row["id"] for row in changed_rows) + tuple(again_updated)
+        return StoreResult(new=len(new_ids), updated=len(updated_ids), new_ids=new_ids, updated_ids=updated_ids)
 
     # --- reading ---------------------------------------------------------------------------------
 
@@ -490,6 +481,65 @@ class Archive:
             )
             for r in rows
         ]
+
+
+def _repeated(poll: _PreparedPoll, stored: tuple[str, str | None, str | None] | None) -> bool:
+    """Whether the archive already holds this very poll: same document, fetched in the same second."""
+    return stored is not None and poll.body_hash is not None and stored[1:] == (poll.body_hash, poll.now)
+
+
+class _PreparedPoll:
+    """A poll's entries as the rows `Archive._write_entries` writes, built before its write turn."""
+
+    def __init__(
+        self,
+        url: str,
+        body_hash: str | None,
+        now: str,
+        rows: dict[str, dict[str, Any]],
+        index_rows: dict[str, tuple[str, str, str]],
+    ) -> None:
+        self.url = url
+        self.body_hash = body_hash
+        self.now = now
+        self.rows = rows
+        self.index_rows = index_rows
+
+    @classmethod
+    def of(cls, poll: PollRecord) -> _PreparedPoll:
+        now = _now_text(poll.fetched_at)
+        rows: dict[str, dict[str, Any]] = {}
+        index_rows: dict[str, tuple[str, str, str]] = {}
+        for entry in poll.entries:
+            if entry.id not in rows:
+                rows[entry.id] = _entry_row(entry.id, poll, entry, now)
+                index_rows[entry.id] = _index_row(entry.id, entry)
+        return cls(poll.url, poll.body_hash, now, rows, index_rows)
+
+
+def _entry_row(entry_id: str, poll: PollRecord, entry: Entry, now: str) -> dict[str, Any]:
+    return {
+        "id": entry_id,
+        "feed_url": poll.url,
+        "key": entry.key,
+        "category": poll.category,
+        "title": entry.title,
+        "link": entry.link,
+        "author": entry.author,
+        "summary": entry.summary,
+        "content": entry.content,
+        "published": entry.published.isoformat(),
+        "published_utc": to_utc_text(entry.published),
+        "updated": _iso(entry.updated),
+        "date_flag": entry.date_flag,
+        "tags": json.dumps(list(entry.tags), ensure_ascii=False),
+        "enclosures": _enclosures_json(entry.enclosures),
+        "content_hash": entry.content_hash,
+        "revision": 1,
+        "first_seen": now,
+        "last_seen": now,
+        "changed_at": now,
+    }
 
 
 def _stored_entry(row: Sequence[Any]) -> StoredEntry:

@@ -8,11 +8,14 @@ import shutil
 import sqlite3
 import threading
 from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from pytest_httpserver import HTTPServer
 
-from aggregator.models import Config
+from aggregator.models import Config, ParsedFeed, PollRecord
+from aggregator.parsepool import ParseJob, run_parse_job
 from aggregator.pipeline import RunSummary, update_feeds
 from aggregator.store import Archive
 
@@ -71,3 +74,39 @@ def test_overlapping_runs_on_one_archive_both_store_everything(
         assert db.execute("SELECT count(*) FROM entries").fetchone() == (150,)
         assert db.execute("SELECT count(*) FROM feeds WHERE last_status = 'ok'").fetchone() == (30,)
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def test_storing_the_same_poll_again_reports_the_same_news(tmp_path: Path) -> None:
+    # A parser process killed after its commit has its job retried: the second attempt finds the entries
+    # stored, and must still report them as this poll's new (or updated) ones, or the publisher would
+    # never hear of them. A later poll of the same entries reports nothing new.
+    url = "https://site.example/feed.xml"
+    when = datetime(2026, 11, 27, 12, 0, 0, tzinfo=UTC)
+    parsed = run_parse_job(
+        ParseJob(rss([item(i) for i in range(3)]), url, url, "application/rss+xml", None, None, when)
+    )
+    assert isinstance(parsed, ParsedFeed)
+    poll = PollRecord(
+        url=url,
+        category="news",
+        fetched_at=when,
+        status="ok",
+        consecutive_errors=0,
+        body_hash="v1",
+        entries=parsed.entries,
+    )
+    edited = replace(
+        poll,
+        fetched_at=when + timedelta(minutes=5),
+        body_hash="v2",
+        entries=(replace(parsed.entries[0], content="<p>edited</p>", content_hash="edited"), *parsed.entries[1:]),
+    )
+    with Archive.open(tmp_path / "archive.db") as archive:
+        first, again = archive.record([poll])[0], archive.record([poll])[0]
+        assert first.new == again.new == 3 and again.new_ids == first.new_ids
+        first, again = archive.record([edited])[0], archive.record([edited])[0]
+        assert (first.new, first.updated) == (again.new, again.updated) == (0, 1)
+        assert again.updated_ids == first.updated_ids
+        later = archive.record([replace(edited, fetched_at=when + timedelta(minutes=10), body_hash="v3")])[0]
+        assert (later.new, later.updated) == (0, 0)
+        assert archive.count_revisions() == 1
