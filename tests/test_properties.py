@@ -153,3 +153,29 @@ def test_relative_resolver_agrees_with_urljoin(base: str, url: str) -> None:
     from aggregator.sanitize import RelativeResolver
 
     assert RelativeResolver(base)(url) == urljoin(base, url)
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=0x7F)) | st.text())
+def test_control_characters_go_the_same_way_on_either_path(text: str) -> None:
+    # ASCII text takes a bytes fast path; everything else the regex, which states the rule.
+    expected = re.sub("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffe\uffff\ud800-\udfff]", "", text)
+    assert remove_control_characters(text) == expected
+
+
+def _safe_url_by_urllib(url: str) -> str:
+    """safe_url without its fast path: what urlsplit says of the URL."""
+    from urllib.parse import urlsplit
+
+    url = remove_control_characters(url).strip()
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return ""
+    return url if url and parts.scheme.lower() in ("http", "https") and parts.netloc else ""
+
+
+@given(st.sampled_from(["http://", "https://", "HTTP://", "http:/", ""]).flatmap(lambda p: st.text().map(p.__add__)))
+def test_safe_url_fast_path_agrees_with_urlsplit(url: str) -> None:
+    from aggregator.sanitize import safe_url
+
+    assert safe_url(url) == _safe_url_by_urllib(url)
