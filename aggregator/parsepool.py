@@ -6,9 +6,10 @@ down and rebuilt (other jobs caught in the teardown are retried once on the new 
 
 A worker also stores the feed it parsed (`run_store_job`), in its own connection to the archive: the
 entries never travel back to the main process, whose event loop then only fetches (before, unpickling
-the results and writing them made it the bottleneck of a first run, and its peak memory). SQLite in WAL
-mode serialises the writers; a worker killed mid-write leaves an uncommitted transaction, which SQLite
-rolls back.
+the results and writing them made it the bottleneck of a first run, and its peak memory). The writers
+take turns (see store.Archive._write_transaction); a worker killed mid-write leaves an uncommitted
+transaction, which SQLite rolls back, and a job retried after its worker died once it had committed
+still reports what that commit added.
 """
 
 from __future__ import annotations
