@@ -189,9 +189,13 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
             return self._transport.get_extra_info("socket")
         if info == "is_readable":
             # Asked of an idle keep-alive connection before reuse: anything received, or the server's
-            # close, means it must not be reused. What the event loop has not delivered yet counts too
-            # (a server that closes right after its response: its FIN may still sit in the kernel).
-            return bool(self._protocol.chunks) or self._protocol.eof or _socket_readable(self._transport)
+            # close, means it must not be reused. On plain TCP, what the event loop has not delivered
+            # yet counts too (a server that closes right after its response: its FIN may still sit in
+            # the kernel). Not on TLS, where raw bytes on an idle connection are as often a session
+            # ticket as a close; a request that meets a closed connection is sent again (fetch.py).
+            if self._protocol.chunks or self._protocol.eof:
+                return True
+            return self._transport.get_extra_info("ssl_object") is None and _socket_readable(self._transport)
         return None
 
 

@@ -226,7 +226,9 @@ class Archive:
                 return
             try:
                 conn = self.db.conn
-                conn.execute("BEGIN IMMEDIATE")
+                if not self._begin_immediate(wait=wait):
+                    yield False
+                    return
                 try:
                     yield True
                     conn.execute("COMMIT")
@@ -240,6 +242,24 @@ class Archive:
                 self._writer_lock.release()
         finally:
             self._thread_lock.release()
+
+    def _begin_immediate(self, *, wait: bool) -> bool:
+        """BEGIN IMMEDIATE; without `wait`, False at once when a writer that does not take our flock
+        (another program) holds SQLite's own lock, instead of waiting out the busy timeout."""
+        conn = self.db.conn
+        if wait:
+            conn.execute("BEGIN IMMEDIATE")
+            return True
+        conn.execute("PRAGMA busy_timeout = 0")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as error:
+            if "locked" in str(error) or "busy" in str(error):
+                return False
+            raise
+        finally:
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        return True
 
     def _write_feeds(self, polls: Sequence[PollRecord], stored: dict[str, tuple[str, str | None, str | None]]) -> None:
         # A feed moved to another category in feeds.yaml takes its archived entries along, on its next

@@ -7,6 +7,7 @@ import asyncio
 import shutil
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -110,3 +111,25 @@ def test_storing_the_same_poll_again_reports_the_same_news(tmp_path: Path) -> No
         later = archive.record([replace(edited, fetched_at=when + timedelta(minutes=10), body_hash="v3")])[0]
         assert (later.new, later.updated) == (0, 0)
         assert archive.count_revisions() == 1
+
+
+def test_the_event_loop_writer_never_waits_for_another_program(tmp_path: Path) -> None:
+    # Another program (no flock) holds SQLite's write lock: `record_if_free` answers at once instead of
+    # sitting out the 30 s busy timeout on the event loop, and writes once the lock is free.
+    database = tmp_path / "archive.db"
+    now = datetime.now(UTC)
+    poll = PollRecord(
+        url="https://site.example/f.xml", category="news", fetched_at=now, status="error", consecutive_errors=1
+    )
+    poll = replace(poll, error="HTTP 500")
+    with Archive.open(database) as archive:
+        other = sqlite3.connect(database)
+        other.execute("BEGIN IMMEDIATE")
+        started = time.monotonic()
+        assert archive.record_if_free([poll]) is None
+        assert time.monotonic() - started < 1
+        other.rollback()
+        other.close()
+        [stored] = archive.record_if_free([poll]) or []
+        assert stored.new == 0
+        assert archive.db.execute("SELECT last_error FROM feeds").fetchone() == ("HTTP 500",)
