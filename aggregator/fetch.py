@@ -282,6 +282,8 @@ def _describe(error: BaseException) -> str:
         if isinstance(cause, ssl.SSLError) or any(word in str(error) for word in ("SSL", "TLS", "certificate")):
             return f"TLS error: {error}"
         return f"connection failed: {error}" if str(error) else "connection failed"
+    if isinstance(error, httpx.ReadError | httpx.WriteError):
+        return f"connection lost: {error}" if str(error) else "connection lost"
     if isinstance(error, httpx.RemoteProtocolError):
         return f"broken response: {error}" if str(error) else "broken response (connection closed early)"
     if isinstance(error, httpx.TooManyRedirects):

@@ -229,3 +229,14 @@ def test_tls_server_that_hangs_up_at_once_is_a_prompt_clear_error(make_config: C
         listener.close()
     assert outcome.status == "error"
     assert outcome.error.startswith("TLS error: the server closed the connection"), outcome.error
+
+
+def test_a_server_that_resets_every_connection_is_one_clear_line(make_config: Callable[..., Config]) -> None:
+    def reset(conn: socket.socket) -> None:
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")  # RST on close
+
+    with raw_server(reset) as base:
+        [outcome] = run_update(make_config([{"url": f"{base}/feed.xml", "category": "news"}])).outcomes
+    assert outcome.status == "error"
+    assert outcome.error.startswith(("connection lost", "broken response")), outcome.error
+    assert "\n" not in outcome.error
