@@ -123,6 +123,7 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
     def __init__(self, transport: asyncio.Transport, protocol: _StreamProtocol) -> None:
         self._transport = transport
         self._protocol = protocol
+        self._poller: select.poll | None = None
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         protocol = self._protocol
@@ -195,17 +196,20 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
             # ticket as a close; a request that meets a closed connection is sent again (fetch.py).
             if self._protocol.chunks or self._protocol.eof:
                 return True
-            return self._transport.get_extra_info("ssl_object") is None and _socket_readable(self._transport)
+            return self._transport.get_extra_info("ssl_object") is None and self._socket_readable()
         return None
 
-
-def _socket_readable(transport: asyncio.Transport) -> bool:
-    sock = transport.get_extra_info("socket")
-    if sock is None or sock.fileno() < 0:
-        return True
-    poller = select.poll()
-    poller.register(sock.fileno(), select.POLLIN)
-    return bool(poller.poll(0))
+    def _socket_readable(self) -> bool:
+        # One poll object per connection, registered once: httpcore asks several times per request
+        # (every idle connection of the pool, each time it assigns one), and building a poll object
+        # each time cost 17 us a question.
+        if self._poller is None:
+            sock = self._transport.get_extra_info("socket")
+            if sock is None or sock.fileno() < 0:
+                return True
+            self._poller = select.poll()
+            self._poller.register(sock.fileno(), select.POLLIN)
+        return bool(self._poller.poll(0))
 
 
 class AsyncioBackend(httpcore.AsyncNetworkBackend):

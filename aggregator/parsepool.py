@@ -136,22 +136,32 @@ class ParserPool:
         self.timeout = timeout
         self.memory_limit = memory_limit
         self._executor: ProcessPoolExecutor | None = None
+        self._starting: asyncio.Future[None] | None = None
         # Jobs handed over at once: one per worker and one waiting, so a worker never idles between
         # two jobs (exactly one per worker ran 5% slower), and a job's deadline counts little besides
         # its own work, not a wait behind a queue (a stuck worker's own deadline fires first, and the
         # job waiting behind it is retried on the new processes).
         self._slots = asyncio.Semaphore(self.workers + 1)
 
-    def _start(self) -> ProcessPoolExecutor:
-        if self._executor is None:
-            context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload(
-                ["aggregator.parsepool", "aggregator.parse", "aggregator.normalize", "aggregator.store"]
-            )
-            self._executor = ProcessPoolExecutor(
-                max_workers=self.workers, mp_context=context, initializer=_limit_memory, initargs=(self.memory_limit,)
-            )
+    async def _ready(self) -> ProcessPoolExecutor:
+        """The running pool, started in a thread when there is none: starting one waits for the fork
+        server to import the parser's modules (~0.2 s), which on the event loop stopped every fetch."""
+        while self._executor is None:
+            if self._starting is None or self._starting.done():
+                self._starting = asyncio.ensure_future(asyncio.to_thread(self._spawn))
+            await asyncio.shield(self._starting)
         return self._executor
+
+    def _spawn(self) -> None:
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(
+            ["aggregator.parsepool", "aggregator.parse", "aggregator.normalize", "aggregator.store"]
+        )
+        executor = ProcessPoolExecutor(
+            max_workers=self.workers, mp_context=context, initializer=_limit_memory, initargs=(self.memory_limit,)
+        )
+        executor.submit(int)  # starts every worker process, here rather than at the first real job
+        self._executor = executor
 
     def _kill(self) -> None:
         executor, self._executor = self._executor, None
@@ -171,7 +181,7 @@ class ParserPool:
         deadline = 2 * self.timeout
         async with self._slots:
             for attempt in range(2):
-                executor = self._start()
+                executor = await self._ready()
                 try:
                     future = loop.run_in_executor(executor, run_store_job, job)
                     return await asyncio.wait_for(future, deadline)
@@ -193,6 +203,9 @@ class ParserPool:
         return self
 
     async def __aexit__(self, *_: object) -> None:
+        if self._starting is not None and not self._starting.done():
+            with contextlib.suppress(Exception):  # a pool still starting is shut down too, not leaked
+                await asyncio.shield(self._starting)
         executor, self._executor = self._executor, None
         if executor is not None:
             await asyncio.to_thread(executor.shutdown, True, cancel_futures=True)
