@@ -266,6 +266,9 @@ class PollRecord:
     next_due_at: datetime | None = None
     gone: bool = False
     entries: tuple[Entry, ...] = ()
+    # A second attempt to store this same poll, its parser process having died after the first may
+    # have committed: what that commit added is still this poll's news.
+    retried: bool = False
 
 
 @dataclass(frozen=True, slots=True)

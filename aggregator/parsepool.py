@@ -137,6 +137,7 @@ class ParserPool:
         self.memory_limit = memory_limit
         self._executor: ProcessPoolExecutor | None = None
         self._starting: asyncio.Future[None] | None = None
+        self._in_flight = 0
         # Jobs handed over at once: one per worker and one waiting, so a worker never idles between
         # two jobs (exactly one per worker ran 5% slower), and a job's deadline counts little besides
         # its own work, not a wait behind a queue (a stuck worker's own deadline fires first, and the
@@ -160,7 +161,13 @@ class ParserPool:
         executor = ProcessPoolExecutor(
             max_workers=self.workers, mp_context=context, initializer=_limit_memory, initargs=(self.memory_limit,)
         )
-        executor.submit(int)  # starts every worker process, here rather than at the first real job
+        try:
+            # Starts the fork server and a first worker here; the others fork from the warm server when
+            # jobs arrive (milliseconds each).
+            executor.submit(int)
+        except BaseException:
+            executor.shutdown(wait=False)
+            raise
         self._executor = executor
 
     def _kill(self) -> None:
@@ -176,27 +183,37 @@ class ParserPool:
     async def store(self, job: StoreJob) -> StoreResult | StorageFailure | str:
         """Parse, normalise and store one document; only the counts come back, or a message saying
         what was wrong. Parsing and storing together get twice `parse_timeout`: the deadline is for a
-        parser that never returns, not for a busy archive."""
+        parser that never returns, not for a busy archive. A job handed over while every worker is
+        busy gets one `parse_timeout` more, for its wait."""
         loop = asyncio.get_running_loop()
-        deadline = 2 * self.timeout
         async with self._slots:
-            for attempt in range(2):
-                executor = await self._ready()
-                try:
-                    future = loop.run_in_executor(executor, run_store_job, job)
-                    return await asyncio.wait_for(future, deadline)
-                except TimeoutError:
-                    if executor is self._executor:
-                        self._kill()
-                    return f"parsing and storing took longer than {deadline:g}s (twice parse_timeout); document skipped"
-                except (BrokenProcessPool, asyncio.CancelledError):
-                    task = asyncio.current_task()
-                    if task is not None and task.cancelling():
-                        raise  # we are being cancelled, not the job
-                    if executor is self._executor:
-                        self._kill()
-                    if attempt == 1:
-                        return "the parser process died on this document (out of memory or crashed)"
+            deadline = 2 * self.timeout + (self.timeout if self._in_flight >= self.workers else 0)
+            self._in_flight += 1
+            try:
+                for attempt in range(2):
+                    executor = await self._ready()
+                    try:
+                        future = loop.run_in_executor(executor, run_store_job, job)
+                        return await asyncio.wait_for(future, deadline)
+                    except TimeoutError:
+                        if executor is self._executor:
+                            self._kill()
+                        return (
+                            f"parsing and storing took longer than {2 * self.timeout:g}s (twice parse_timeout); "
+                            "document skipped"
+                        )
+                    except (BrokenProcessPool, asyncio.CancelledError):
+                        task = asyncio.current_task()
+                        if task is not None and task.cancelling():
+                            raise  # we are being cancelled, not the job
+                        if executor is self._executor:
+                            self._kill()
+                        if attempt == 1:
+                            return "the parser process died on this document (out of memory or crashed)"
+                        # Its process may have died after committing: the store reports that commit.
+                        job = replace(job, poll=replace(job.poll, retried=True))
+            finally:
+                self._in_flight -= 1
         raise AssertionError("unreachable")
 
     async def __aenter__(self) -> ParserPool:

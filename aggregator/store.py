@@ -7,6 +7,7 @@ entry whose content changed has its previous version copied to `entry_revisions`
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -198,7 +199,10 @@ class Archive:
                     return None
                 stored = self._stored_feeds([poll.url for poll in polls])
                 self._write_feeds(polls, stored)
-                return [self._write_entries(poll, repeated=_repeated(poll, stored.get(poll.url))) for poll in prepared]
+                return [
+                    self._write_entries(poll, repeated=poll.retried and _repeated(poll, stored.get(poll.url)))
+                    for poll in prepared
+                ]
 
         try:
             return _retry_locked(write)
@@ -244,22 +248,29 @@ class Archive:
             self._thread_lock.release()
 
     def _begin_immediate(self, *, wait: bool) -> bool:
-        """BEGIN IMMEDIATE; without `wait`, False at once when a writer that does not take our flock
-        (another program) holds SQLite's own lock, instead of waiting out the busy timeout."""
+        """BEGIN IMMEDIATE against a writer that does not take our flock (another program): without
+        `wait`, False at once; with it, retried with short naps rather than in SQLite's busy handler,
+        which holds this connection (shared with the event loop) for as long as it waits."""
         conn = self.db.conn
-        if wait:
-            conn.execute("BEGIN IMMEDIATE")
-            return True
         conn.execute("PRAGMA busy_timeout = 0")
         try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as error:
-            if "locked" in str(error) or "busy" in str(error):
-                return False
-            raise
+            deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+            nap = 0.001
+            while True:
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                    return True
+                except sqlite3.OperationalError as error:
+                    if "locked" not in str(error) and "busy" not in str(error):
+                        raise
+                    if not wait:
+                        return False
+                    if time.monotonic() > deadline:
+                        raise
+                time.sleep(nap)
+                nap = min(nap * 2, 0.05)
         finally:
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        return True
 
     def _write_feeds(self, polls: Sequence[PollRecord], stored: dict[str, tuple[str, str | None, str | None]]) -> None:
         # A feed moved to another category in feeds.yaml takes its archived entries along, on its next
@@ -514,12 +525,14 @@ class _PreparedPoll:
     def __init__(
         self,
         url: str,
+        retried: bool,
         body_hash: str | None,
         now: str,
         rows: dict[str, dict[str, Any]],
         index_rows: dict[str, tuple[str, str, str]],
     ) -> None:
         self.url = url
+        self.retried = retried
         self.body_hash = body_hash
         self.now = now
         self.rows = rows
@@ -534,7 +547,7 @@ class _PreparedPoll:
             if entry.id not in rows:
                 rows[entry.id] = _entry_row(entry.id, poll, entry, now)
                 index_rows[entry.id] = _index_row(entry.id, entry)
-        return cls(poll.url, poll.body_hash, now, rows, index_rows)
+        return cls(poll.url, poll.retried, poll.body_hash, now, rows, index_rows)
 
 
 def _entry_row(entry_id: str, poll: PollRecord, entry: Entry, now: str) -> dict[str, Any]:
@@ -611,6 +624,9 @@ def _stored_entry(row: Sequence[Any]) -> StoredEntry:
     )
 
 
+_NO_FLOCK_HERE = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOLCK, errno.EINVAL, errno.EOPNOTSUPP}
+
+
 class _WriterLock:
     """The flock on `aggregator.db.writer-lock` that the archive's writers take in turn (see
     Archive._write_transaction); the file is opened on first use. Where the lock cannot be had at all
@@ -634,8 +650,11 @@ class _WriterLock:
             fcntl.flock(self._fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             return False
-        except OSError:
-            self._usable = False
+        except OSError as error:
+            # Without the lock only this once (out of file descriptors...), or for good where it can
+            # never work (a read-only archive, a file system without flock).
+            if error.errno in _NO_FLOCK_HERE:
+                self._usable = False
             return True
         self._held = True
         return True

@@ -103,9 +103,12 @@ def test_storing_the_same_poll_again_reports_the_same_news(tmp_path: Path) -> No
         entries=(replace(parsed.entries[0], content="<p>edited</p>", content_hash="edited"), *parsed.entries[1:]),
     )
     with Archive.open(tmp_path / "archive.db") as archive:
-        first, again = archive.record([poll])[0], archive.record([poll])[0]
+        first, again = archive.record([poll])[0], archive.record([replace(poll, retried=True)])[0]
         assert first.new == again.new == 3 and again.new_ids == first.new_ids
-        first, again = archive.record([edited])[0], archive.record([edited])[0]
+        # Another poll (not a retry) of the same document in the same second: nothing new.
+        other = archive.record([replace(poll, fetched_at=when + timedelta(microseconds=800_000))])[0]
+        assert (other.new, other.updated) == (0, 0)
+        first, again = archive.record([edited])[0], archive.record([replace(edited, retried=True)])[0]
         assert (first.new, first.updated) == (again.new, again.updated) == (0, 1)
         assert again.updated_ids == first.updated_ids
         later = archive.record([replace(edited, fetched_at=when + timedelta(minutes=10), body_hash="v3")])[0]
@@ -133,3 +136,27 @@ def test_the_event_loop_writer_never_waits_for_another_program(tmp_path: Path) -
         [stored] = archive.record_if_free([poll]) or []
         assert stored.new == 0
         assert archive.db.execute("SELECT last_error FROM feeds").fetchone() == ("HTTP 500",)
+
+
+def test_a_writer_waiting_for_another_program_leaves_the_connection_usable(tmp_path: Path) -> None:
+    # The daemon's runs share one connection: a writer thread waiting for another program's lock must
+    # not hold it (SQLite's busy handler would), or every read on the event loop waits as long.
+    database = tmp_path / "archive.db"
+    now = datetime.now(UTC)
+    poll = PollRecord(
+        url="https://site.example/f.xml", category="news", fetched_at=now, status="ok", consecutive_errors=0
+    )
+    with Archive.open(database) as archive:
+        other = sqlite3.connect(database)
+        other.execute("BEGIN IMMEDIATE")
+        writer = threading.Thread(target=archive.record, args=([poll],))
+        writer.start()
+        time.sleep(0.2)  # the writer is waiting for the lock by now
+        started = time.monotonic()
+        assert archive.db.execute("SELECT count(*) FROM feeds").fetchone() == (0,)
+        assert time.monotonic() - started < 0.5
+        other.rollback()
+        other.close()
+        writer.join(10)
+        assert not writer.is_alive()
+        assert archive.db.execute("SELECT count(*) FROM feeds").fetchone() == (1,)
