@@ -80,21 +80,29 @@ def counting_server(tls: ssl.SSLContext | None = None) -> Iterator[CountingServe
         server.server_close()
 
 
+def assert_second_run_reuses_connections(
+    make_config: Callable[..., Config], server: CountingServer, base: str, feeds: int, slots: int
+) -> None:
+    """Two runs over `feeds` feeds with `slots` requests in flight: the second, all 304s, opens at most
+    one connection per slot (a 304 left unread would have cost one per feed)."""
+    config = make_config(
+        [{"url": f"{base}/feed/{n}.xml", "category": "news"} for n in range(feeds)],
+        concurrency=slots,
+        per_host_concurrency=slots,
+    )
+    first = run_update(config)
+    assert first.count("ok") == feeds, first.outcomes
+    before = server.connections
+    second = run_update(config)
+    assert second.count("not_modified") == feeds, second.outcomes
+    assert server.connections - before <= slots
+
+
 def test_conditional_gets_answered_304_reuse_connections(make_config: Callable[..., Config]) -> None:
     with counting_server() as server:
-        base = f"http://127.0.0.1:{server.server_address[1]}"
-        config = make_config(
-            [{"url": f"{base}/feed/{n}.xml", "category": "news"} for n in range(40)],
-            concurrency=4,
-            per_host_concurrency=4,
+        assert_second_run_reuses_connections(
+            make_config, server, f"http://127.0.0.1:{server.server_address[1]}", feeds=40, slots=4
         )
-        first = run_update(config)
-        assert first.count("ok") == 40
-        before = server.connections
-        second = run_update(config)
-        assert second.count("not_modified") == 40
-        # At most one connection per request slot: a 304 left unread would have cost one per feed.
-        assert server.connections - before <= 4
 
 
 def test_requests_run_on_the_asyncio_network_backend(make_config: Callable[..., Config]) -> None:
@@ -151,18 +159,9 @@ def test_https_feeds_are_fetched_and_reuse_tls_connections(
     certificate_authority.cert_pem.write_to_path(str(bundle))
     monkeypatch.setenv("SSL_CERT_FILE", str(bundle))  # the test CA is the only one trusted
     with counting_server(_tls_server_context(certificate_authority)) as server:
-        base = f"https://localhost:{server.server_address[1]}"
-        config = make_config(
-            [{"url": f"{base}/feed/{n}.xml", "category": "news"} for n in range(12)],
-            concurrency=2,
-            per_host_concurrency=2,
+        assert_second_run_reuses_connections(
+            make_config, server, f"https://localhost:{server.server_address[1]}", feeds=12, slots=2
         )
-        first = run_update(config)
-        assert first.count("ok") == 12, first.outcomes
-        before = server.connections
-        second = run_update(config)
-        assert second.count("not_modified") == 12, second.outcomes
-        assert server.connections - before <= 2
 
 
 def test_untrusted_certificate_is_a_clear_tls_error(
