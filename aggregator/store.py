@@ -25,7 +25,7 @@ from sqlite_utils import Database
 from .dates import to_utc_text
 from .errors import StorageError
 from .fulltext import index_text, split_cjk
-from .migrations import apply_migrations
+from .migrations import INDEX_TEXT_SQL, SPLIT_CJK_SQL, apply_migrations
 from .models import Enclosure, Entry, FeedConfig, FeedState, FeedStatus, PollRecord, StoredEntry, StoreResult
 
 T = TypeVar("T")
@@ -404,6 +404,16 @@ class Archive:
                 """,
                 changed_rows,
             )
+            # The search index is contentless: the old version's row goes with the text it was indexed
+            # with, recomputed from the HTML about to be replaced (see migrations.m_contentless_search).
+            conn.executemany(
+                f"""
+                INSERT INTO entries_fts (entries_fts, rowid, title, body)
+                SELECT 'delete', rowid, {SPLIT_CJK_SQL}(title), {INDEX_TEXT_SQL}(summary, content)
+                FROM entries WHERE id = ?
+                """,
+                [(row["id"],) for row in changed_rows],
+            )
             conn.executemany(
                 """
                 UPDATE entries SET title = :title, link = :link, author = :author, summary = :summary,
@@ -414,10 +424,6 @@ class Archive:
                 WHERE id = :id
                 """,
                 changed_rows,
-            )
-            conn.executemany(
-                "DELETE FROM entries_fts WHERE rowid = (SELECT rowid FROM entries WHERE id = ?)",
-                [(row["id"],) for row in changed_rows],
             )
         if new_rows:
             conn.executemany(
