@@ -11,12 +11,14 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 from pytest_httpserver import HTTPServer
 
-from aggregator.models import Config, ParsedFeed, PollRecord
-from aggregator.parsepool import ParseJob, run_parse_job
+from aggregator.decide import poll_delay
+from aggregator.models import Config, ParsedFeed, PollRecord, StoreResult
+from aggregator.parsepool import ParseJob, StorageFailure, StoreJob, run_parse_job, run_store_batch
 from aggregator.pipeline import RunSummary, update_feeds
 from aggregator.store import Archive
 
@@ -160,3 +162,43 @@ def test_a_writer_waiting_for_another_program_leaves_the_connection_usable(tmp_p
         writer.join(10)
         assert not writer.is_alive()
         assert archive.db.execute("SELECT count(*) FROM feeds").fetchone() == (1,)
+
+
+def test_a_batch_stores_each_feed_and_keeps_each_feeds_problem_its_own(tmp_path: Path) -> None:
+    # Feeds that waited for a busy pool are parsed together and stored in one transaction. A document
+    # that does not parse, or a feed the archive refuses, is that feed's outcome alone.
+    when = datetime(2026, 11, 27, 12, 0, 0, tzinfo=UTC)
+    database = tmp_path / "archive.db"
+
+    def job(name: str, body: bytes) -> StoreJob:
+        url = f"https://{name}.example/feed.xml"
+        return StoreJob(
+            parse=ParseJob(body, url, url, "application/rss+xml", None, None, when),
+            archive=database,
+            poll=PollRecord(url=url, category="news", fetched_at=when, status="ok", consecutive_errors=0),
+            title_override=None,
+            delay=partial(poll_delay, interval=3600, min_interval=60, max_interval=86400),
+        )
+
+    def feed(name: str) -> bytes:
+        return rss([item(i, guid=f"{name}-{i}") for i in range(3)], title=name)
+
+    jobs = [job("one", feed("one")), job("junk", b"\x00 not a feed"), job("two", feed("two"))]
+    first, junk, second = run_store_batch(jobs)
+    assert isinstance(first, StoreResult) and isinstance(second, StoreResult)
+    assert (first.new, second.new) == (3, 3) and isinstance(junk, str)
+    with Archive.open(database) as archive:
+        archive.db.execute(
+            "CREATE TRIGGER refuse BEFORE INSERT ON entries WHEN new.feed_url LIKE 'https://refused.%' "
+            "BEGIN SELECT RAISE(ABORT, 'refused by a test trigger'); END"
+        )
+    refused, three = run_store_batch([job("refused", feed("refused")), job("three", feed("three"))])
+    assert isinstance(refused, StorageFailure) and "refused by a test trigger" in refused.message
+    assert isinstance(three, StoreResult) and three.new == 3
+    with Archive.open(database) as archive:
+        assert archive.count_entries() == 9
+        assert {status.url.split("/")[2] for status in archive.feed_statuses()} == {
+            "one.example",
+            "two.example",
+            "three.example",
+        }
