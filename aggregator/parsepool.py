@@ -115,32 +115,33 @@ def run_store_batch(jobs: list[StoreJob]) -> list[StoreResult | StorageFailure |
     that document's message; a batch the archive refuses is stored again feed by feed, so that one
     feed's storage error is only that feed's."""
     results: list[StoreResult | StorageFailure | str] = []
-    parsed_polls: dict[int, PollRecord] = {}
+    parsed_polls: dict[Path, list[tuple[int, PollRecord]]] = {}
     for index, job in enumerate(jobs):
         parsed = run_parse_job(job.parse)
         if isinstance(parsed, ParsedFeed):
-            parsed_polls[index] = _poll_of(job, parsed)
+            try:
+                parsed_polls.setdefault(job.archive, []).append((index, _poll_of(job, parsed)))
+            except Exception as error:  # a bug on one feed must not take its batch-mates with it
+                parsed = f"parser failed: {type(error).__name__}: {error}"
         results.append(parsed if isinstance(parsed, str) else StoreResult())
-    by_archive: dict[Path, list[int]] = {}
-    for index in parsed_polls:
-        by_archive.setdefault(jobs[index].archive, []).append(index)
-    for path, indexes in by_archive.items():
-        archive = _archive(path)
-        try:
-            stored = archive.record([parsed_polls[index] for index in indexes])
-        except StorageError as error:
-            if len(indexes) == 1:
-                results[indexes[0]] = StorageFailure(str(error))
-                continue
-            for index in indexes:
-                try:
-                    [results[index]] = archive.record([parsed_polls[index]])
-                except StorageError as single_error:
-                    results[index] = StorageFailure(str(single_error))
-            continue
-        for index, result in zip(indexes, stored, strict=True):
+    for path, polls in parsed_polls.items():
+        for (index, _), result in zip(polls, _store(path, [poll for _, poll in polls]), strict=True):
             results[index] = result
     return results
+
+
+def _store(path: Path, polls: list[PollRecord]) -> list[StoreResult | StorageFailure]:
+    """Store `polls` in one transaction; when the archive refuses, again one by one, so that each
+    feed's failure is its own."""
+    try:
+        return list(_archive(path).record(polls))
+    except StorageError as error:
+        failure = StorageFailure(str(error))
+    except Exception as error:  # e.g. MemoryError: still only these feeds' outcome
+        failure = StorageFailure(f"{path}: storing failed: {type(error).__name__}: {error}")
+    if len(polls) == 1:
+        return [failure]
+    return [_store(path, [poll])[0] for poll in polls]
 
 
 def _poll_of(job: StoreJob, parsed: ParsedFeed) -> PollRecord:
@@ -204,12 +205,15 @@ class ParserPool:
         # batch's own work (a stuck worker's own deadline fires first, and the batch waiting behind it
         # is run again on the new processes).
         self._in_flight = 0
-        self._batches: set[asyncio.Task[None]] = set()
+        self._batches: dict[asyncio.Task[None], list[_Waiting]] = {}
+        self._closed = False
 
     async def _ready(self) -> ProcessPoolExecutor:
         """The running pool, started in a thread when there is none: starting one waits for the fork
         server to import the parser's modules (~0.2 s), which on the event loop stopped every fetch."""
         while self._executor is None:
+            if self._closed:
+                raise asyncio.CancelledError  # never a new pool once closing: nobody would shut it down
             if self._starting is None or self._starting.done():
                 self._starting = asyncio.ensure_future(asyncio.to_thread(self._spawn))
             await asyncio.shield(self._starting)
@@ -247,37 +251,49 @@ class ParserPool:
         what was wrong. A batch gets twice `parse_timeout` for parsing and storing: the deadline is
         for a parser that never returns, not for a busy archive. A batch handed over while every
         worker is busy gets one `parse_timeout` more, for its wait. When a batch overruns its deadline
-        or its worker dies, its jobs run again one by one on new processes, and only the one that
-        fails alone is reported: its own deadline then counts again."""
+        or its worker dies, its jobs run again one by one on new processes (the batches killed with
+        that pool too), so that a document that hangs or crashes its parser is in the end stopped
+        alone, at its own deadline or second death."""
         waiting = _Waiting(job, asyncio.get_running_loop().create_future())
         self._waiting.append(waiting)
         self._dispatch()
         try:
             return await asyncio.shield(waiting.result)
         except asyncio.CancelledError:
-            with contextlib.suppress(ValueError):  # not handed over yet: it never will be
-                self._waiting.remove(waiting)
+            waiting.result.cancel()  # not handed over again, whichever copy of it is queued
             raise
 
     def _dispatch(self) -> None:
-        while self._waiting and self._in_flight <= self.workers:
-            batch = [self._waiting.popleft()]
-            size = len(batch[0].job.parse.body)
-            while (
-                not batch[0].alone
-                and self._waiting
-                and not self._waiting[0].alone
-                and len(batch) < self.BATCH_JOBS
-                and size + len(self._waiting[0].job.parse.body) <= self.BATCH_BYTES
-            ):
-                waiting = self._waiting.popleft()
-                size += len(waiting.job.parse.body)
-                batch.append(waiting)
+        while self._waiting and self._in_flight <= self.workers and not self._closed:
+            first = self._waiting.popleft()
+            if first.result.done():  # its caller was cancelled
+                continue
+            batch = [first]
+            size = len(first.job.parse.body)
+            while not first.alone and self._waiting and len(batch) < self.BATCH_JOBS:
+                following = self._waiting[0]
+                if following.result.done():
+                    self._waiting.popleft()
+                    continue
+                if following.alone or size + len(following.job.parse.body) > self.BATCH_BYTES:
+                    break
+                batch.append(self._waiting.popleft())
+                size += len(following.job.parse.body)
             deadline = 2 * self.timeout + (self.timeout if self._in_flight >= self.workers else 0)
             self._in_flight += 1
             task = asyncio.ensure_future(self._run(batch, deadline))
-            self._batches.add(task)
-            task.add_done_callback(self._batches.discard)
+            self._batches[task] = batch
+            task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        batch = self._batches.pop(task, [])
+        if task.cancelled():  # even before it started: its callers must not wait forever
+            for waiting in batch:
+                waiting.result.cancel()
+        else:
+            task.exception()  # _run settles or requeues every job itself; this only marks it seen
+        self._in_flight -= 1
+        self._dispatch()
 
     async def _run(self, batch: list[_Waiting], deadline: float) -> None:
         loop = asyncio.get_running_loop()
@@ -300,16 +316,18 @@ class ParserPool:
                         "document skipped",
                     )
             except BrokenProcessPool:
-                if executor is self._executor:
+                # Only a batch on the pool that broke under it counts a death against its jobs: the
+                # batches killed with the pool of another's timeout or crash simply run again.
+                own = executor is self._executor
+                if own:
                     self._kill()
                 for waiting in batch:
-                    if waiting.failures >= 1 and len(batch) == 1:
+                    if own and waiting.failures >= 1 and len(batch) == 1:
                         _settle(waiting, "the parser process died on this document (out of memory or crashed)")
                     else:
                         # Its process may have died after committing: the store reports that commit.
-                        retry.append(
-                            replace(waiting, job=_retried(waiting.job), failures=waiting.failures + 1, alone=True)
-                        )
+                        failures = waiting.failures + (1 if own else 0)
+                        retry.append(replace(waiting, job=_retried(waiting.job), failures=failures, alone=True))
             else:
                 for waiting, result in zip(batch, results, strict=True):
                     _settle(waiting, result)
@@ -319,14 +337,8 @@ class ParserPool:
                     waiting.result.set_exception(error)
                     # Retrieved even when its caller was cancelled meanwhile (no "never retrieved" log).
                     waiting.result.add_done_callback(lambda future: future.exception())
-        except asyncio.CancelledError:  # the pool is shutting down
-            for waiting in batch:
-                waiting.result.cancel()
-            raise
         finally:
-            self._in_flight -= 1
             self._waiting.extendleft(reversed([waiting for waiting in retry if not waiting.result.done()]))
-            self._dispatch()
 
     async def __aenter__(self) -> ParserPool:
         return self
@@ -335,8 +347,14 @@ class ParserPool:
         if self._starting is not None and not self._starting.done():
             with contextlib.suppress(Exception):  # a pool still starting is shut down too, not leaked
                 await asyncio.shield(self._starting)
-        for task in list(self._batches):
+        self._closed = True
+        for waiting in self._waiting:
+            waiting.result.cancel()
+        self._waiting.clear()
+        batches = list(self._batches)
+        for task in batches:
             task.cancel()
+        await asyncio.gather(*batches, return_exceptions=True)
         executor, self._executor = self._executor, None
         if executor is not None:
             await asyncio.to_thread(executor.shutdown, True, cancel_futures=True)
