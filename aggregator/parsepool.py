@@ -21,6 +21,9 @@ import multiprocessing
 import multiprocessing.util
 import os
 import resource
+import select
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -165,10 +168,30 @@ def _settle(waiting: _Waiting, result: StoreResult | StorageFailure | str) -> No
         waiting.result.set_result(result)
 
 
-def _limit_memory(limit_bytes: int) -> None:
+def _start_worker(limit_bytes: int, owner: int) -> None:
     if limit_bytes > 0:
         with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_AS, (limit_bytes, limit_bytes))
+    threading.Thread(target=_exit_with, args=(owner,), name="exit-with-owner", daemon=True).start()
+
+
+def _exit_with(owner: int) -> None:
+    """End this worker when the process that runs the pool ends, however it ends. A worker holds the
+    write end of its own job queue (and the fork server's liveness pipe), so after a SIGKILL of the
+    run or the daemon it would wait for a job forever, and the fork server with it."""
+    try:
+        handle = os.pidfd_open(owner)
+    except (AttributeError, OSError):  # no pidfd (not Linux, or before 5.3): look every second
+        while True:
+            time.sleep(1)
+            try:
+                os.kill(owner, 0)
+            except ProcessLookupError:
+                os._exit(1)
+            except PermissionError:
+                pass
+    select.select([handle], [], [])  # readable once the owner has exited
+    os._exit(1)
 
 
 @dataclass(slots=True)
@@ -225,7 +248,10 @@ class ParserPool:
             ["aggregator.parsepool", "aggregator.parse", "aggregator.normalize", "aggregator.store"]
         )
         executor = ProcessPoolExecutor(
-            max_workers=self.workers, mp_context=context, initializer=_limit_memory, initargs=(self.memory_limit,)
+            max_workers=self.workers,
+            mp_context=context,
+            initializer=_start_worker,
+            initargs=(self.memory_limit, os.getpid()),
         )
         try:
             # Starts the fork server and a first worker here; the others fork from the warm server when

@@ -205,6 +205,21 @@ def test_redirects_may_not_reach_private_addresses(httpserver: HTTPServer, tmp_p
         other.close()
 
 
+def _session_members(session: int) -> list[int]:
+    """Live processes of a session, from /proc (zombies waiting for init to reap them do not count)."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == session and fields[0] != "Z":  # fields: state, ppid, pgrp, session, ...
+            members.append(int(entry.name))
+    return members
+
+
 def test_sigkill_mid_run_leaves_a_consistent_archive(tmp_path: Path) -> None:
     def slow(conn: socket.socket) -> None:
         time.sleep(0.3)
@@ -215,7 +230,10 @@ def test_sigkill_mid_run_leaves_a_consistent_archive(tmp_path: Path) -> None:
         feeds = [{"url": f"{base}/f{n}", "category": "news"} for n in range(60)]
         path = write_config(tmp_path, feeds, publish=False, per_host_concurrency=4, concurrency=4, per_host_delay=0)
         command = [sys.executable, "-m", "aggregator", "--config", str(path), "fetch-now", "--no-progress"]
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # A session of its own: every process the run starts (fork server, parser processes) is in it.
+        process = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        )
         database = tmp_path / "archive" / "aggregator.db"
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -227,6 +245,11 @@ def test_sigkill_mid_run_leaves_a_consistent_archive(tmp_path: Path) -> None:
             time.sleep(0.1)
         process.send_signal(signal.SIGKILL)
         process.wait()
+        # Its parser processes and fork server end with it rather than wait for work forever.
+        deadline = time.monotonic() + 20
+        while _session_members(process.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _session_members(process.pid) == []
         with sqlite3.connect(database) as db:
             assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
             partial = db.execute("SELECT count(*) FROM entries").fetchone()[0]
