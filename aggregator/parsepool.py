@@ -1,10 +1,10 @@
 """Parse, normalise and store documents in worker processes: both cores busy, and a runaway parse killable.
 
 A hostile document can make feedparser spin or balloon; a thread cannot be stopped, a process can.
-Each worker has an address-space limit, and a job that overruns its deadline gets its pool torn
-down and rebuilt (other jobs caught in the teardown are retried once on the new pool).
+Each worker has an address-space limit, and a batch that overruns its deadline gets its pool torn
+down and rebuilt (its jobs, and those caught in the teardown, run again one by one on the new pool).
 
-A worker also stores the feed it parsed (`run_store_job`), in its own connection to the archive: the
+A worker also stores the feeds it parsed (`run_store_batch`), in its own connection to the archive: the
 entries never travel back to the main process, whose event loop then only fetches (before, unpickling
 the results and writing them made it the bottleneck of a first run, and its peak memory). The writers
 take turns (see store.Archive._write_transaction); a worker killed mid-write leaves an uncommitted
@@ -105,12 +105,6 @@ def _archive(path: Path) -> Archive:
     return archive
 
 
-def run_store_job(job: StoreJob) -> StoreResult | StorageFailure | str:
-    """Parse, normalise and store one document; a problem with the document is returned as a message."""
-    [result] = run_store_batch([job])
-    return result
-
-
 def run_store_batch(jobs: list[StoreJob]) -> list[StoreResult | StorageFailure | str]:
     """Parse and normalise each document, then store all that parsed in one transaction: per-feed
     commits rewrote the same index pages feed after feed (a cold benchmark run wrote 660 MB of
@@ -182,16 +176,19 @@ def _exit_with(owner: int) -> None:
     try:
         handle = os.pidfd_open(owner)
     except (AttributeError, OSError):  # no pidfd (not Linux, or before 5.3): look every second
-        while True:
+        while _alive(owner):
             time.sleep(1)
-            try:
-                os.kill(owner, 0)
-            except ProcessLookupError:
-                os._exit(1)
-            except PermissionError:
-                pass
-    select.select([handle], [], [])  # readable once the owner has exited
+    else:
+        select.select([handle], [], [])  # readable once the owner has exited
     os._exit(1)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, PermissionError):  # gone, or its pid now another user's process
+        return False
+    return True
 
 
 @dataclass(slots=True)
