@@ -180,3 +180,11 @@ def m_contentless_search(db: Database) -> None:
         END;
         """
     )
+
+
+@migrations()
+def m_entry_fingerprints(db: Database) -> None:
+    """Each entry keeps a fingerprint of what the parser read (normalize.raw_fingerprint): an entry a
+    feed still carries unchanged is then recognised without being sanitised and hashed again. Entries
+    stored before have none until their next poll."""
+    db.execute("ALTER TABLE entries ADD COLUMN raw_hash TEXT")

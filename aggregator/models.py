@@ -203,6 +203,7 @@ class Entry:
     # summary and content as the full-text index stores them (fulltext.index_text), computed in the parser
     # processes so that the single archive writer does not have to
     search_body: str = ""
+    raw_hash: str = ""  # normalize.raw_fingerprint of what the parser read: see normalize_feed's `known`
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +216,8 @@ class ParsedFeed:
     entries: tuple[Entry, ...]
     duplicates: int = 0
     warning: str = ""
+    # ids of the entries normalize_feed left out because the archive holds them as they are
+    unchanged: tuple[str, ...] = ()
 
 
 # --- updating ------------------------------------------------------------------------------------
@@ -266,6 +269,7 @@ class PollRecord:
     next_due_at: datetime | None = None
     gone: bool = False
     entries: tuple[Entry, ...] = ()
+    unchanged: tuple[str, ...] = ()  # ids of entries the document still carries unchanged (ParsedFeed.unchanged)
     # A second attempt to store this same poll, its parser process having died after the first may
     # have committed: what that commit added is still this poll's news.
     retried: bool = False

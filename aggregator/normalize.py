@@ -6,12 +6,22 @@ This is the one place that decides identity, dates and what HTML is allowed, whi
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from datetime import UTC, datetime, tzinfo
+from pathlib import Path
 
 from .dates import clamp_date, parse_date
 from .fulltext import index_text
 from .models import Enclosure, Entry, ParsedFeed, RawEntry, RawFeed, RawText
-from .sanitize import html_to_text, plain_text, remove_control_characters, safe_url, sanitize_html, text_to_html
+from .sanitize import (
+    SANITIZER_VERSION,
+    html_to_text,
+    plain_text,
+    remove_control_characters,
+    safe_url,
+    sanitize_html,
+    text_to_html,
+)
 
 MAX_KEY_LENGTH = 1024
 MAX_TITLE_LENGTH = 1000
@@ -38,14 +48,50 @@ def _as_html(text: RawText | None, document_url: str, fallback_base: str) -> str
     return text_to_html(text.value)
 
 
-def _entry_key(raw: RawEntry, link: str, title: str, summary: str, content: str) -> str:
+def _declared_key(raw: RawEntry, link: str) -> str:
+    """The entry's key when the source names it (its id, else its link); '' when only its content can."""
     key = remove_control_characters(raw.id).strip()
     if key:
         return key if len(key) <= MAX_KEY_LENGTH else "sha256:" + hashlib.sha256(key.encode()).hexdigest()
-    if link:
-        return link
+    return link
+
+
+def _content_key(title: str, summary: str, content: str) -> str:
     digest = hashlib.sha256("\n".join((title, summary, content)).encode()).hexdigest()
     return f"sha256:{digest}"
+
+
+def _normalizer_version() -> str:
+    """What made a fingerprint: this module's code, the sanitiser's and nh3's version. A fingerprint
+    vouches for an entry only if the same code would normalise it, so any change to them (a new
+    sanitising rule) has every entry normalised once more, with no version number to remember to bump."""
+    digest = hashlib.sha256(SANITIZER_VERSION.encode())
+    for module in ("normalize.py", "sanitize.py"):
+        try:
+            digest.update((Path(__file__).parent / module).read_bytes())
+        except OSError:  # not installed as files: still correct, fingerprints just never match
+            digest.update(str(id(digest)).encode())
+    return digest.hexdigest()[:16]
+
+
+_VERSION = _normalizer_version()
+
+
+def raw_fingerprint(raw: RawEntry, feed_url: str, document_url: str, site_url: str) -> str:
+    """A hash of everything that decides an entry's key and content hash, dates left out (as in
+    `content_fingerprint`). An entry whose fingerprint the archive already holds normalises to what
+    is stored, so a feed that gained one entry has only that one sanitised again, not all fifty."""
+    parts = [_VERSION, feed_url, document_url, site_url, raw.id, raw.link]
+    for field in (raw.title, raw.summary, raw.content):
+        parts += ("\x01",) if field is None else (field.value, field.type, field.base)
+    parts += (*raw.authors, "\x02", *raw.tags, "\x02")
+    for enclosure in raw.enclosures:
+        parts += (enclosure.url, enclosure.type, str(enclosure.length))
+    # The lengths keep the fields apart whatever they contain (raw text may hold NUL); 6 us an entry,
+    # where repr() took 19.
+    lengths = ",".join([str(len(part)) for part in parts])
+    joined = "\x00".join(parts) + "\x00" + lengths
+    return hashlib.sha256(joined.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 def content_fingerprint(
@@ -86,6 +132,22 @@ def normalize_entry(
     """`feed_url` is the feed's identity (its URL in feeds.yaml), `document_url` where the document was
     fetched from, `site_url` the feed's own home page link."""
     link = safe_url(raw.link, site_url or document_url)
+    return _normalize_entry(
+        raw, link, _declared_key(raw, link), feed_url, document_url, site_url, fetched_at, naive_zone
+    )
+
+
+def _normalize_entry(
+    raw: RawEntry,
+    link: str,
+    key: str,
+    feed_url: str,
+    document_url: str,
+    site_url: str,
+    fetched_at: datetime,
+    naive_zone: tzinfo,
+    fingerprint: str = "",
+) -> Entry:
     base = link or site_url or document_url
     # Titles are plain text everywhere we publish them; markup in them (even in a "text" title) is dropped.
     title = html_to_text(raw.title.value if raw.title else "")[:MAX_TITLE_LENGTH]
@@ -105,7 +167,7 @@ def normalize_entry(
     chosen, flag = clamp_date(published or updated, fetched_at)
     if updated is not None and clamp_date(updated, fetched_at)[1]:
         updated = None
-    key = _entry_key(raw, link, title, summary, content)
+    key = key or _content_key(title, summary, content)
     return Entry(
         id=entry_identity(feed_url, key),
         key=key,
@@ -121,30 +183,57 @@ def normalize_entry(
         enclosures=enclosures,
         content_hash=content_fingerprint(title, link, author, summary, content, tags, enclosures),
         search_body=index_text(summary, content),
+        raw_hash=fingerprint,
     )
 
 
+def declared_ids(raw: RawFeed, *, feed_url: str, fetched_from: str = "") -> list[str]:
+    """The archive ids of the entries whose key the source names (see `_declared_key`): what to look up
+    in the archive for `normalize_feed`'s `known`."""
+    document_url = fetched_from or feed_url
+    site_url = safe_url(raw.link, document_url)
+    ids = []
+    for entry in raw.entries:
+        if key := _declared_key(entry, safe_url(entry.link, site_url or document_url)):
+            ids.append(entry_identity(feed_url, key))
+    return ids
+
+
 def normalize_feed(
-    raw: RawFeed, *, feed_url: str, fetched_from: str = "", fetched_at: datetime, naive_zone: tzinfo = UTC
+    raw: RawFeed,
+    *,
+    feed_url: str,
+    fetched_from: str = "",
+    fetched_at: datetime,
+    naive_zone: tzinfo = UTC,
+    known: Mapping[str, str | None] | None = None,
 ) -> ParsedFeed:
     """Normalise every entry; an id repeated inside one document keeps its first occurrence.
 
     `feed_url` is the feed's identity (its URL in feeds.yaml), `fetched_from` where the body came from.
+    `known` maps archive ids to the fingerprint (`raw_fingerprint`) stored with them: an entry whose
+    fingerprint is unchanged is not normalised again, only listed in `unchanged`.
     """
     document_url = fetched_from or feed_url
     site_url = safe_url(raw.link, document_url)
+    known = known or {}
     entries: dict[str, Entry] = {}
+    unchanged: dict[str, str] = {}  # key -> id
     duplicates = 0
     for raw_entry in raw.entries:
-        entry = normalize_entry(
-            raw_entry,
-            feed_url=feed_url,
-            document_url=document_url,
-            site_url=site_url,
-            fetched_at=fetched_at,
-            naive_zone=naive_zone,
+        link = safe_url(raw_entry.link, site_url or document_url)
+        key = _declared_key(raw_entry, link)
+        if key in entries or key in unchanged:
+            duplicates += 1
+            continue
+        fingerprint = raw_fingerprint(raw_entry, feed_url, document_url, site_url)
+        if key and (entry_id := entry_identity(feed_url, key)) in known and known[entry_id] == fingerprint:
+            unchanged[key] = entry_id
+            continue
+        entry = _normalize_entry(
+            raw_entry, link, key, feed_url, document_url, site_url, fetched_at, naive_zone, fingerprint
         )
-        if entry.key in entries:
+        if entry.key in entries or entry.key in unchanged:
             duplicates += 1
             continue
         entries[entry.key] = entry
@@ -157,4 +246,5 @@ def normalize_feed(
         entries=tuple(entries.values()),
         duplicates=duplicates,
         warning=raw.warning,
+        unchanged=tuple(unchanged.values()),
     )

@@ -24,11 +24,12 @@ import resource
 import select
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, tzinfo
+from functools import partial
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -49,18 +50,29 @@ class ParseJob:
     fetched_at: datetime
 
 
-def run_parse_job(job: ParseJob) -> ParsedFeed | str:
-    """Parse + normalise one document. A problem with the document is returned as a message."""
+def run_parse_job(
+    job: ParseJob, stored: Callable[[list[str]], Mapping[str, str | None]] | None = None
+) -> ParsedFeed | str:
+    """Parse + normalise one document. A problem with the document is returned as a message.
+
+    `stored` looks up the fingerprints the archive holds for some entry ids: entries stored as they
+    are now are not normalised again (see normalize_feed)."""
     # Imported here, in the worker (the forkserver preloads them): a run where every feed answers 304
     # never pays for importing feedparser, lxml and nh3 in the main process.
-    from .normalize import normalize_feed
+    from .normalize import declared_ids, normalize_feed
     from .parse import parse_document
 
     try:
         raw = parse_document(job.body, job.fetched_from, job.content_type, job.charset)
         zone: tzinfo = ZoneInfo(job.timezone) if job.timezone else UTC
+        known = stored(declared_ids(raw, feed_url=job.feed_url, fetched_from=job.fetched_from)) if stored else None
         return normalize_feed(
-            raw, feed_url=job.feed_url, fetched_from=job.fetched_from, fetched_at=job.fetched_at, naive_zone=zone
+            raw,
+            feed_url=job.feed_url,
+            fetched_from=job.fetched_from,
+            fetched_at=job.fetched_at,
+            naive_zone=zone,
+            known=known,
         )
     except ParseError as error:
         return str(error)
@@ -83,6 +95,8 @@ class StoreJob:
     # Seconds until the next poll given the feed's RSS ttl (minutes): decide.poll_delay with this
     # feed's settings bound (a functools.partial, so it pickles).
     delay: Callable[..., int]
+    # Whether the archive may hold entries of this feed: only then are their fingerprints looked up.
+    stored_before: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +128,10 @@ def run_store_batch(jobs: list[StoreJob]) -> list[StoreResult | StorageFailure |
     results: list[StoreResult | StorageFailure | str] = []
     parsed_polls: dict[Path, list[tuple[int, PollRecord]]] = {}
     for index, job in enumerate(jobs):
-        parsed = run_parse_job(job.parse)
+        # A retried poll is normalised whole: what its first attempt may have committed must be
+        # recognised as this poll's news (store's `repeated`), not skipped as already stored.
+        lookup = partial(_stored_fingerprints, job.archive) if job.stored_before and not job.poll.retried else None
+        parsed = run_parse_job(job.parse, lookup)
         if isinstance(parsed, ParsedFeed):
             try:
                 parsed_polls.setdefault(job.archive, []).append((index, _poll_of(job, parsed)))
@@ -125,6 +142,14 @@ def run_store_batch(jobs: list[StoreJob]) -> list[StoreResult | StorageFailure |
         for (index, _), result in zip(polls, _store(path, [poll for _, poll in polls]), strict=True):
             results[index] = result
     return results
+
+
+def _stored_fingerprints(path: Path, ids: list[str]) -> Mapping[str, str | None]:
+    """The archive's fingerprints for `ids`; none when it cannot say (the write then reports why)."""
+    try:
+        return _archive(path).fingerprints(ids)
+    except StorageError:
+        return {}
 
 
 def _store(path: Path, polls: list[PollRecord]) -> list[StoreResult | StorageFailure]:
@@ -150,6 +175,7 @@ def _poll_of(job: StoreJob, parsed: ParsedFeed) -> PollRecord:
         ttl=parsed.ttl,
         next_due_at=next_poll_at(job.poll.fetched_at, job.delay(ttl_minutes=parsed.ttl)),
         entries=parsed.entries,
+        unchanged=parsed.unchanged,
     )
 
 

@@ -201,6 +201,7 @@ async def _poll(
                 max_interval=settings.max_interval,
                 max_age=result.max_age,
             ),
+            stored_before=state.body_hash is not None,
         )
     )
     if isinstance(stored, StoreResult | StorageFailure):

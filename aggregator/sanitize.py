@@ -13,6 +13,9 @@ from urllib.parse import urljoin, urlsplit
 
 import nh3
 
+SANITIZER_VERSION = (
+    f"nh3 {getattr(nh3, '__version__', '')}"  # part of normalize's fingerprints: other rules, other output
+)
 SAFE_SCHEMES = frozenset({"http", "https", "mailto"})
 _URL_ATTRIBUTES = frozenset({"href", "src", "cite", "poster", "longdesc"})
 _TAGS = (nh3.ALLOWED_TAGS | {"audio", "video", "source", "picture", "tfoot"}) - {"map", "area"}

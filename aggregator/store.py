@@ -37,6 +37,7 @@ _ENTRY_COLUMNS = (
     "id, feed_url, key, category, title, link, author, summary, content, published, published_utc, updated, "
     "date_flag, tags, enclosures, content_hash, revision, first_seen, last_seen, changed_at"
 )
+_ENTRY_WRITE_COLUMNS = _ENTRY_COLUMNS + ", raw_hash"
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -367,8 +368,22 @@ class Archive:
                 found[entry_id] = (content_hash, revision, first_seen, changed_at)
         return found
 
+    def fingerprints(self, ids: list[str]) -> dict[str, str | None]:
+        """The raw fingerprint (normalize.raw_fingerprint) stored with each of the entries among `ids`;
+        None for an entry stored before fingerprints were kept."""
+        found: dict[str, str | None] = {}
+        try:
+            for start in range(0, len(ids), _CHUNK):
+                chunk = ids[start : start + _CHUNK]
+                marks = ",".join("?" * len(chunk))
+                query = f"SELECT id, raw_hash FROM entries WHERE id IN ({marks})"
+                found.update(self.db.conn.execute(query, chunk).fetchall())
+        except sqlite3.Error as error:
+            raise StorageError(f"{self.path}: cannot read the archive: {error}") from None
+        return found
+
     def _write_entries(self, prepared: _PreparedPoll, *, repeated: bool) -> StoreResult:
-        if not prepared.rows:
+        if not prepared.rows and not prepared.unchanged:
             return StoreResult()
         now = prepared.now
         existing = self._existing(list(prepared.rows))
@@ -392,7 +407,10 @@ class Archive:
             elif repeated and stored[3] == now:
                 again_updated.append(entry_id)
             else:
-                seen_ids.append((now, entry_id))
+                # Also where the fingerprint differs (a change the normaliser removes): next time the
+                # entry is recognised without being normalised.
+                seen_ids.append((now, row["raw_hash"] or None, entry_id))
+        seen_ids += [(now, None, entry_id) for entry_id in prepared.unchanged]
         conn = self.db.conn
         if changed_rows:
             conn.executemany(
@@ -420,15 +438,15 @@ class Archive:
                     content = :content, published = :published, published_utc = :published_utc,
                     updated = :updated, date_flag = :date_flag, tags = :tags, enclosures = :enclosures,
                     content_hash = :content_hash, revision = :revision, last_seen = :last_seen,
-                    changed_at = :changed_at, category = :category
+                    changed_at = :changed_at, category = :category, raw_hash = :raw_hash
                 WHERE id = :id
                 """,
                 changed_rows,
             )
         if new_rows:
             conn.executemany(
-                f"INSERT INTO entries ({_ENTRY_COLUMNS}) VALUES ("
-                + ", ".join(":" + c.strip() for c in _ENTRY_COLUMNS.split(","))
+                f"INSERT INTO entries ({_ENTRY_WRITE_COLUMNS}) VALUES ("
+                + ", ".join(":" + c.strip() for c in _ENTRY_WRITE_COLUMNS.split(","))
                 + ")",
                 new_rows,
             )
@@ -438,7 +456,9 @@ class Archive:
                 fts_rows,
             )
         if seen_ids:
-            conn.executemany("UPDATE entries SET last_seen = ? WHERE id = ?", seen_ids)
+            conn.executemany(
+                "UPDATE entries SET last_seen = ?, raw_hash = COALESCE(?, raw_hash) WHERE id = ?", seen_ids
+            )
         new_ids = tuple(row["id"] for row in new_rows) + tuple(again_new)
         updated_ids = tuple(row["id"] for row in changed_rows) + tuple(again_updated)
         return StoreResult(new=len(new_ids), updated=len(updated_ids), new_ids=new_ids, updated_ids=updated_ids)
@@ -536,6 +556,7 @@ class _PreparedPoll:
         now: str,
         rows: dict[str, dict[str, Any]],
         index_rows: dict[str, tuple[str, str, str]],
+        unchanged: tuple[str, ...] = (),
     ) -> None:
         self.url = url
         self.retried = retried
@@ -543,6 +564,7 @@ class _PreparedPoll:
         self.now = now
         self.rows = rows
         self.index_rows = index_rows
+        self.unchanged = unchanged
 
     @classmethod
     def of(cls, poll: PollRecord) -> _PreparedPoll:
@@ -553,7 +575,8 @@ class _PreparedPoll:
             if entry.id not in rows:
                 rows[entry.id] = _entry_row(entry.id, poll, entry, now)
                 index_rows[entry.id] = _index_row(entry.id, entry)
-        return cls(poll.url, poll.retried, poll.body_hash, now, rows, index_rows)
+        unchanged = tuple(entry_id for entry_id in dict.fromkeys(poll.unchanged) if entry_id not in rows)
+        return cls(poll.url, poll.retried, poll.body_hash, now, rows, index_rows, unchanged)
 
 
 def _entry_row(entry_id: str, poll: PollRecord, entry: Entry, now: str) -> dict[str, Any]:
@@ -578,6 +601,7 @@ def _entry_row(entry_id: str, poll: PollRecord, entry: Entry, now: str) -> dict[
         "first_seen": now,
         "last_seen": now,
         "changed_at": now,
+        "raw_hash": entry.raw_hash or None,
     }
 
 

@@ -356,3 +356,52 @@ def test_politeness_is_per_registrable_domain() -> None:
     assert politeness_key("http://127.0.0.1:8080/feed") == "127.0.0.1"
     assert politeness_key("http://localhost/feed") == "localhost"
     assert politeness_key("https://www.chinanews.com.cn/rss/finance.xml") == "chinanews.com.cn"
+
+
+def test_entries_a_feed_still_carries_unchanged_are_not_normalised_again(
+    httpserver: HTTPServer, make_config: Callable[..., Config]
+) -> None:
+    versions = [
+        rss([item(1), item(2), item(3)]),
+        # 1 as it was, 2 edited, 3 re-dated only, 4 new
+        rss(
+            [item(1), item(2, title="Item 2 (corrected)"), item(3, pubDate="Thu, 17 Mar 2022 09:00:00 +0800"), item(4)]
+        ),
+    ]
+    httpserver.expect_request("/f").respond_with_handler(
+        lambda request: Response(versions.pop(0), content_type="application/rss+xml")
+    )
+    config = make_config([{"url": httpserver.url_for("/f"), "category": "news"}])
+    assert run_update(config).new == 3
+    assert rows(config, "SELECT count(*) FROM entries WHERE raw_hash IS NULL") == [(0,)]
+    # Proof that item 1 is recognised by its fingerprint rather than normalised and compared: what the
+    # archive holds for it is left as it is (a normalised copy would differ and make a revision).
+    with sqlite3.connect(config.settings.database_path) as db:
+        db.execute("UPDATE entries SET summary = 'as stored' WHERE key = 'id-1'")
+    second = run_update(config)
+    assert (second.new, second.updated) == (1, 1)
+    assert rows(config, "SELECT key, title, revision, summary FROM entries ORDER BY key") == [
+        ("id-1", "Item 1", 1, "as stored"),
+        ("id-2", "Item 2 (corrected)", 2, "<p>Body 2</p>"),
+        ("id-3", "Item 3", 1, "<p>Body 3</p>"),
+        ("id-4", "Item 4", 1, "<p>Body 4</p>"),
+    ]
+    assert rows(config, "SELECT count(DISTINCT last_seen) FROM entries") == [(1,)]
+    assert rows(config, "SELECT count(*) FROM entries WHERE raw_hash IS NULL") == [(0,)]
+
+
+def test_entries_stored_without_a_fingerprint_get_one_on_their_next_poll(
+    httpserver: HTTPServer, make_config: Callable[..., Config]
+) -> None:
+    versions = [rss([item(1), item(2)]), rss([item(1), item(2), item(3)])]
+    httpserver.expect_request("/f").respond_with_handler(
+        lambda request: Response(versions.pop(0), content_type="application/rss+xml")
+    )
+    config = make_config([{"url": httpserver.url_for("/f"), "category": "news"}])
+    run_update(config)
+    with sqlite3.connect(config.settings.database_path) as db:  # as an older version stored them
+        db.execute("UPDATE entries SET raw_hash = NULL")
+    second = run_update(config)
+    assert (second.new, second.updated) == (1, 0)
+    assert rows(config, "SELECT count(*) FROM entries WHERE raw_hash IS NULL") == [(0,)]
+    assert rows(config, "SELECT count(*) FROM entry_revisions") == [(0,)]

@@ -163,3 +163,65 @@ def test_forbidden_character_references_become_replacement_characters() -> None:
     body = rss([item(1, title="bad &#xD800; and &#0; ref")]).replace(b"&amp;#", b"&#")
     parsed = normalize_feed(parse_document(body, "https://f.example/"), feed_url="https://f.example/", fetched_at=NOW)
     assert [e.title for e in parsed.entries] == ["bad \ufffd and \ufffd ref"]
+
+
+def _feed(*entries: RawEntry) -> RawFeed:
+    return RawFeed(format="RSS 2.0", link="https://f.example/", entries=entries)
+
+
+def test_an_entry_the_archive_holds_with_the_same_fingerprint_is_not_normalised_again() -> None:
+    feed_url = "https://f.example/feed"
+    first = normalize_feed(
+        _feed(RawEntry(id="a", summary=RawText("<p>A</p>")), RawEntry(id="b", summary=RawText("<p>B</p>"))),
+        feed_url=feed_url,
+        fetched_at=NOW,
+    )
+    stored = {entry.id: entry.raw_hash for entry in first.entries}
+    assert all(stored.values()) and len(set(stored.values())) == 2
+    again = _feed(
+        RawEntry(id="a", summary=RawText("<p>A</p>"), published="Thu, 17 Mar 2022 08:00:00 +0800"),  # re-dated only
+        RawEntry(id="b", summary=RawText("<p>B, corrected</p>")),
+        RawEntry(id="c", summary=RawText("<p>C</p>")),
+    )
+    second = normalize_feed(again, feed_url=feed_url, fetched_at=NOW, known=stored)
+    assert second.unchanged == (entry_identity(feed_url, "a"),)
+    assert [entry.key for entry in second.entries] == ["b", "c"]
+    assert second.entries[0].raw_hash != stored[entry_identity(feed_url, "b")]
+    # Without what the archive holds, or with an entry stored before fingerprints were kept, all is normalised.
+    assert [e.key for e in normalize_feed(again, feed_url=feed_url, fetched_at=NOW).entries] == ["a", "b", "c"]
+    older = {entry_id: None for entry_id in stored}
+    assert normalize_feed(again, feed_url=feed_url, fetched_at=NOW, known=older).unchanged == ()
+
+
+def test_a_fingerprint_covers_what_decides_key_and_content_but_not_dates() -> None:
+    from aggregator.normalize import raw_fingerprint
+
+    entry = RawEntry(id="a", link="x/1", summary=RawText("<a href='p'>A</a>"), tags=("t",))
+    base = raw_fingerprint(entry, "https://f.example/feed", "https://f.example/feed", "https://f.example/")
+    assert base == raw_fingerprint(
+        RawEntry(id="a", link="x/1", summary=RawText("<a href='p'>A</a>"), tags=("t",), updated="2022-03-16T00:00Z"),
+        "https://f.example/feed",
+        "https://f.example/feed",
+        "https://f.example/",
+    )
+    # Relative links resolve against the site: another site makes other HTML.
+    assert base != raw_fingerprint(entry, "https://f.example/feed", "https://f.example/feed", "https://g.example/")
+    assert base != raw_fingerprint(
+        RawEntry(id="a", link="x/1", summary=RawText("<a href='p'>A</a>"), tags=("t", "u")),
+        "https://f.example/feed",
+        "https://f.example/feed",
+        "https://f.example/",
+    )
+    # Fields are kept apart: moving text from one field to the next is a change.
+    assert raw_fingerprint(RawEntry(authors=("a\x00", "b")), "u", "u", "") != raw_fingerprint(
+        RawEntry(authors=("a", "\x00b")), "u", "u", ""
+    )
+
+
+def test_a_known_entry_still_claims_its_key_against_a_later_duplicate() -> None:
+    feed_url = "https://f.example/feed"
+    first = normalize_feed(_feed(RawEntry(id="a", summary=RawText("A"))), feed_url=feed_url, fetched_at=NOW)
+    known = {entry.id: entry.raw_hash for entry in first.entries}
+    doubled = _feed(RawEntry(id="a", summary=RawText("A")), RawEntry(id="a", summary=RawText("A, other")))
+    parsed = normalize_feed(doubled, feed_url=feed_url, fetched_at=NOW, known=known)
+    assert (parsed.entries, parsed.unchanged, parsed.duplicates) == ((), (entry_identity(feed_url, "a"),), 1)
