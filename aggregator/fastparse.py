@@ -26,6 +26,7 @@ from feedparser.html import _cp1252
 from feedparser.mixin import _FeedParserMixin
 from lxml import etree
 
+from .dates import parse_date
 from .models import Enclosure, RawEntry, RawFeed, RawText
 
 ATOM = "http://www.w3.org/2005/Atom"
@@ -128,6 +129,14 @@ def _date(value: str) -> datetime | None:
         return None
 
 
+def _fallback_date(value: str) -> datetime | None:
+    """feedparser's reading of a date, which the normaliser uses only when its own cannot read the
+    text (dates.parse_date): not worked out for the dates it can, nearly all of them."""
+    if not value or parse_date(value) is not None:
+        return None
+    return _date(value)
+
+
 def _author_name(text: str) -> str:
     """feedparser's reading of an RSS author such as `jo@example.org (Jo)`: the name, else the email."""
     author, email = text, None
@@ -195,8 +204,8 @@ class _EntryBuilder:
         summary = self.summary
         if summary is None and self.content and self.content[0].type in ("text/plain", *_HTML_TYPES):
             summary = RawText(value=self.content[0].value, type="text/html", base=self.url)
-        published_parsed = _date(self.published) if self.published else None
-        updated, updated_parsed = self.updated, _date(self.updated) if self.updated else None
+        published_parsed = _fallback_date(self.published)
+        updated, updated_parsed = self.updated, _fallback_date(self.updated)
         return RawEntry(
             id=self.id,
             link=self.link or "",

@@ -7,15 +7,18 @@ feedparser, so they need no check here beyond "declining is allowed".
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 
 import pytest
 
+from aggregator.dates import parse_date
 from aggregator.encoding import to_utf8_document
 from aggregator.errors import ParseError
 from aggregator.fastparse import parse_fast
+from aggregator.models import RawFeed
 from aggregator.normalize import normalize_feed
 from aggregator.parse import defuse, parse_document
 
@@ -47,11 +50,29 @@ def _compare(name: str, body: bytes, content_type: str) -> bool:
     if quick is None or reference is None:
         assert quick == reference, name
         return False
-    assert quick == reference, name
+    assert _as_normalised(quick) == _as_normalised(reference), name
     ours = normalize_feed(quick, feed_url=url, fetched_at=FETCHED_AT)
     theirs = normalize_feed(reference, feed_url=url, fetched_at=FETCHED_AT)
     assert ours == theirs, name
     return _fast_path_accepts(body, url, content_type)
+
+
+def _as_normalised(feed: RawFeed) -> RawFeed:
+    """The feed without the parser's date readings the normaliser never uses: where dates.parse_date
+    reads the text, the fast path leaves feedparser's reading out rather than work it out for nothing."""
+
+    def unused(text: str, parsed: datetime | None) -> datetime | None:
+        return None if parse_date(text) is not None else parsed
+
+    entries = tuple(
+        replace(
+            entry,
+            published_parsed=unused(entry.published, entry.published_parsed),
+            updated_parsed=unused(entry.updated, entry.updated_parsed),
+        )
+        for entry in feed.entries
+    )
+    return replace(feed, entries=entries)
 
 
 def _fast_path_accepts(body: bytes, url: str, content_type: str) -> bool:

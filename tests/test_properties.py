@@ -179,3 +179,38 @@ def test_safe_url_fast_path_agrees_with_urlsplit(url: str) -> None:
     from aggregator.sanitize import safe_url
 
     assert safe_url(url) == _safe_url_by_urllib(url)
+
+
+def _email_utils_reading(text: str) -> datetime | None:
+    import email.utils
+
+    try:
+        return email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    weekday=st.sampled_from(["", "Wed, ", "Sun,", "xyz, "]),
+    day=st.integers(0, 40),
+    month=st.sampled_from(["Jan", "feb", "MAR", "Sep", "Dec", "Foo"]),
+    year=st.integers(1000, 9999),
+    clock=st.tuples(st.integers(0, 61), st.integers(0, 61), st.integers(0, 61)),
+    zone=st.one_of(
+        st.sampled_from(["GMT", "UT", "UTC", "Z", "-0000", "+0000", "EST"]),
+        st.tuples(st.sampled_from("+-"), st.integers(0, 30), st.integers(0, 99)).map(
+            lambda z: f"{z[0]}{z[1]:02d}{z[2]:02d}"
+        ),
+    ),
+)
+def test_the_quick_rfc822_reading_agrees_with_email_utils(
+    weekday: str, day: int, month: str, year: int, clock: tuple[int, int, int], zone: str
+) -> None:
+    from aggregator.dates import _parse_common_rfc822
+
+    text = f"{weekday}{day} {month} {year} {clock[0]:02d}:{clock[1]:02d}:{clock[2]:02d} {zone}"
+    quick = _parse_common_rfc822(text)
+    if quick is not None:
+        reference = _email_utils_reading(text)
+        assert reference is not None and quick == reference and quick.utcoffset() == reference.utcoffset()
