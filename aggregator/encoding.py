@@ -57,12 +57,18 @@ def _bom(body: bytes) -> tuple[str | None, int]:
 
 def decode_feed(body: bytes, content_type: str | None = None, override: str | None = None) -> tuple[str, str]:
     """(text, encoding used). `override` (the operator's charset setting) beats everything."""
+    text, used, _ = _decode(body, content_type, override)
+    return text, used
+
+
+def _decode(body: bytes, content_type: str | None, override: str | None) -> tuple[str, str, bool]:
+    """decode_feed, and whether the whole body decoded strictly (nothing replaced, no BOM dropped)."""
     if override:
         forced = canonical(override) or override
-        return body.decode(forced, errors="replace"), forced
+        return body.decode(forced, errors="replace"), forced, False
     bom_name, bom_length = _bom(body)
     if bom_name:
-        return body[bom_length:].decode(bom_name, errors="replace"), bom_name
+        return body[bom_length:].decode(bom_name, errors="replace"), bom_name, False
     candidates: list[str] = []
     declared = _XML_DECLARATION.match(body[:512])
     names: list[str | None] = [
@@ -76,16 +82,17 @@ def decode_feed(body: bytes, content_type: str | None = None, override: str | No
             candidates.append(codec)
     for codec in candidates:
         try:
-            return body.decode(codec), codec
+            return body.decode(codec), codec, True
         except (UnicodeDecodeError, LookupError):
             continue
-    return body.decode("utf-8", errors="replace"), "utf-8"
+    return body.decode("utf-8", errors="replace"), "utf-8", False
 
 
 def to_utf8_document(body: bytes, content_type: str | None = None, override: str | None = None) -> tuple[bytes, str]:
     """The body as UTF-8 bytes with its XML declaration saying so, and the encoding it came in."""
-    text, used = decode_feed(body, content_type, override)
-    data = text.encode("utf-8", errors="replace")
+    text, used, exact = _decode(body, content_type, override)
+    # Most feeds are UTF-8 already: strictly decoded, the text would encode back to these very bytes.
+    data = body if exact and used == "utf-8" else text.encode("utf-8", errors="replace")
     declaration = _XML_DECLARATION_ANY.match(data[:512])
     if declaration:
         data = b'<?xml version="1.0" encoding="utf-8"?>' + data[declaration.end() :]

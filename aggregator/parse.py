@@ -85,6 +85,7 @@ _PERSON_FIELD = re.compile(
 )
 
 
+_PERSON_FIELD_BYTES = re.compile(_PERSON_FIELD.pattern.encode())
 _CHARACTER_REFERENCE = re.compile(rb"&#(?:[xX]([0-9a-fA-F]{1,8})|([0-9]{1,10}));")
 
 
@@ -116,7 +117,9 @@ def defuse(document: bytes) -> bytes:
             document = document[:start] + match.group(1) + b">" + document[match.end() :]
     if b"&#" in document:
         document = _CHARACTER_REFERENCE.sub(_valid_reference, document)
-    if len(document) > MAX_PERSON_FIELD:
+    # The field's bytes are at least as many as its characters: no match in the bytes, none in the text,
+    # and the document is not decoded for nothing.
+    if len(document) > MAX_PERSON_FIELD and _PERSON_FIELD_BYTES.search(document):
         text = document.decode("utf-8", errors="replace")
         if _PERSON_FIELD.search(text):
             text = _PERSON_FIELD.sub(lambda m: m.group(1) + m.group(2)[:MAX_PERSON_FIELD] + m.group(3), text)
