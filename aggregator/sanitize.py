@@ -7,6 +7,7 @@ handlers and `<form action=...>` are caught where a regex sanitiser would miss t
 from __future__ import annotations
 
 import contextvars
+import functools
 import html
 import re
 from urllib.parse import urljoin, urlsplit
@@ -99,7 +100,16 @@ _BASE: contextvars.ContextVar[RelativeResolver] = contextvars.ContextVar("saniti
 
 
 def _resolve_against_current_base(tag: str, attribute: str, value: str) -> str | None:
+    # Called for every attribute nh3 keeps: the common case returns before the context lookup.
+    if attribute not in _URL_ATTRIBUTES:
+        return value
     return _resolve(_BASE.get(), tag, attribute, value)
+
+
+@functools.lru_cache(maxsize=64)
+def _resolver(base: str) -> RelativeResolver:
+    """An entry's summary and content share a base, and parsing it cost as much as resolving its links."""
+    return RelativeResolver(base)
 
 
 # Built once: passing the allow-lists to nh3.clean converts them to Rust sets on every call, which
@@ -121,7 +131,7 @@ def sanitize_html(fragment: str, base: str = "") -> str:
     """Safe HTML: allow-listed tags and attributes, only http(s)/mailto URLs, relative links made absolute."""
     if not fragment:
         return ""
-    token = _BASE.set(RelativeResolver(base))
+    token = _BASE.set(_resolver(base))
     try:
         return _CLEANER.clean(remove_control_characters(fragment))
     finally:
