@@ -216,8 +216,8 @@ class ParsedFeed:
     entries: tuple[Entry, ...]
     duplicates: int = 0
     warning: str = ""
-    # ids of the entries normalize_feed left out because the archive holds them as they are
-    unchanged: tuple[str, ...] = ()
+    # (id, fingerprint) of the entries normalize_feed left out because the archive holds them as they are
+    unchanged: tuple[tuple[str, str], ...] = ()
 
 
 # --- updating ------------------------------------------------------------------------------------
@@ -269,7 +269,7 @@ class PollRecord:
     next_due_at: datetime | None = None
     gone: bool = False
     entries: tuple[Entry, ...] = ()
-    unchanged: tuple[str, ...] = ()  # ids of entries the document still carries unchanged (ParsedFeed.unchanged)
+    unchanged: tuple[tuple[str, str], ...] = ()  # entries the document still carries unchanged (ParsedFeed's)
     # A second attempt to store this same poll, its parser process having died after the first may
     # have committed: what that commit added is still this poll's news.
     retried: bool = False

@@ -6,6 +6,8 @@ This is the one place that decides identity, dates and what HTML is allowed, whi
 from __future__ import annotations
 
 import hashlib
+import os
+import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
@@ -62,15 +64,16 @@ def _content_key(title: str, summary: str, content: str) -> str:
 
 
 def _normalizer_version() -> str:
-    """What made a fingerprint: this module's code, the sanitiser's and nh3's version. A fingerprint
-    vouches for an entry only if the same code would normalise it, so any change to them (a new
-    sanitising rule) has every entry normalised once more, with no version number to remember to bump."""
-    digest = hashlib.sha256(SANITIZER_VERSION.encode())
+    """What made a fingerprint: this module's code, the sanitiser's, nh3's version and Python's (urljoin,
+    html.unescape). A fingerprint vouches for an entry only if the same code would normalise it, so any
+    change to them (a new sanitising rule) has every entry normalised once more, with no version number
+    to remember to bump."""
+    digest = hashlib.sha256(f"{SANITIZER_VERSION}\n{sys.version}".encode())
     for module in ("normalize.py", "sanitize.py"):
         try:
             digest.update((Path(__file__).parent / module).read_bytes())
-        except OSError:  # not installed as files: still correct, fingerprints just never match
-            digest.update(str(id(digest)).encode())
+        except OSError:  # not installed as files: a version of this start's own, matched by no other
+            digest.update(os.urandom(16))
     return digest.hexdigest()[:16]
 
 
@@ -83,12 +86,12 @@ def raw_fingerprint(raw: RawEntry, feed_url: str, document_url: str, site_url: s
     is stored, so a feed that gained one entry has only that one sanitised again, not all fifty."""
     parts = [_VERSION, feed_url, document_url, site_url, raw.id, raw.link]
     for field in (raw.title, raw.summary, raw.content):
-        parts += ("\x01",) if field is None else (field.value, field.type, field.base)
-    parts += (*raw.authors, "\x02", *raw.tags, "\x02")
+        parts += ("0",) if field is None else ("1", field.value, field.type, field.base)
+    parts += (str(len(raw.authors)), *raw.authors, str(len(raw.tags)), *raw.tags, str(len(raw.enclosures)))
     for enclosure in raw.enclosures:
         parts += (enclosure.url, enclosure.type, str(enclosure.length))
-    # The lengths keep the fields apart whatever they contain (raw text may hold NUL); 6 us an entry,
-    # where repr() took 19.
+    # Every part's length, and each list's, keep the fields apart whatever they contain (raw text may
+    # hold NUL or any separator); 6 us an entry, where repr() took 19.
     lengths = ",".join([str(len(part)) for part in parts])
     joined = "\x00".join(parts) + "\x00" + lengths
     return hashlib.sha256(joined.encode("utf-8", "surrogatepass")).hexdigest()[:32]
@@ -218,7 +221,7 @@ def normalize_feed(
     site_url = safe_url(raw.link, document_url)
     known = known or {}
     entries: dict[str, Entry] = {}
-    unchanged: dict[str, str] = {}  # key -> id
+    unchanged: dict[str, tuple[str, str]] = {}  # key -> (id, fingerprint)
     duplicates = 0
     for raw_entry in raw.entries:
         link = safe_url(raw_entry.link, site_url or document_url)
@@ -228,7 +231,7 @@ def normalize_feed(
             continue
         fingerprint = raw_fingerprint(raw_entry, feed_url, document_url, site_url)
         if key and (entry_id := entry_identity(feed_url, key)) in known and known[entry_id] == fingerprint:
-            unchanged[key] = entry_id
+            unchanged[key] = (entry_id, fingerprint)
             continue
         entry = _normalize_entry(
             raw_entry, link, key, feed_url, document_url, site_url, fetched_at, naive_zone, fingerprint

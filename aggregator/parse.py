@@ -85,7 +85,14 @@ _PERSON_FIELD = re.compile(
 )
 
 
-_PERSON_FIELD_BYTES = re.compile(_PERSON_FIELD.pattern.encode())
+# A looser form of _PERSON_FIELD for bytes, matching wherever it matches the decoded text: `[^>]*` where
+# the text form has `\s[^>]*` (in bytes `\s` misses U+00A0 and U+3000), and a field's bytes are at
+# least as many as its characters.
+_PERSON_FIELD_BYTES = re.compile(
+    rb"<(?:author|dc:creator|managingEditor|webMaster|itunes:author|itunes:owner|contributor)[^>]*>"
+    rb"[^<]{" + str(MAX_PERSON_FIELD + 1).encode() + rb",}</"
+)
+_PROLOG_SPACE = re.compile(rb"[ \t\r\n]*")
 _CHARACTER_REFERENCE = re.compile(rb"&#(?:[xX]([0-9a-fA-F]{1,8})|([0-9]{1,10}));")
 
 
@@ -109,22 +116,39 @@ def defuse(document: bytes) -> bytes:
     - Person fields (author, dc:creator, ...) are cut to MAX_PERSON_FIELD characters: feedparser's
       e-mail regex is quadratic in their length (40,000 characters take ~10 s).
     """
-    head = document[:1024]
-    start = head.upper().find(b"<!DOCTYPE")
+    start = _doctype_start(document)
     if start != -1:
         match = _INTERNAL_SUBSET.match(document, start)
         if match:
             document = document[:start] + match.group(1) + b">" + document[match.end() :]
     if b"&#" in document:
         document = _CHARACTER_REFERENCE.sub(_valid_reference, document)
-    # The field's bytes are at least as many as its characters: no match in the bytes, none in the text,
-    # and the document is not decoded for nothing.
+    # No match in the bytes, none in the text: the document is not decoded for nothing.
     if len(document) > MAX_PERSON_FIELD and _PERSON_FIELD_BYTES.search(document):
         text = document.decode("utf-8", errors="replace")
         if _PERSON_FIELD.search(text):
             text = _PERSON_FIELD.sub(lambda m: m.group(1) + m.group(2)[:MAX_PERSON_FIELD] + m.group(3), text)
             document = text.encode("utf-8")
     return document
+
+
+def _doctype_start(document: bytes) -> int:
+    """Where the document's DOCTYPE starts, -1 without one. It follows the XML declaration, comments and
+    processing instructions, however long those are (a DOCTYPE behind a 5 KB comment still reached
+    expat, which expanded its entities), and nothing after the root element's start is one."""
+    position = 0
+    while True:
+        position = _PROLOG_SPACE.match(document, position).end()  # type: ignore[union-attr]
+        if document.startswith(b"<?", position):
+            end, closing = document.find(b"?>", position + 2), 2
+        elif document.startswith(b"<!--", position):
+            end, closing = document.find(b"-->", position + 4), 3
+        else:
+            break
+        if end == -1:
+            return -1
+        position = end + closing
+    return position if document[position : position + 9].upper() == b"<!DOCTYPE" else -1
 
 
 def _to_raw_feed(result: Any, url: str) -> RawFeed:

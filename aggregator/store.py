@@ -410,7 +410,6 @@ class Archive:
                 # Also where the fingerprint differs (a change the normaliser removes): next time the
                 # entry is recognised without being normalised.
                 seen_ids.append((now, row["raw_hash"] or None, entry_id))
-        seen_ids += [(now, None, entry_id) for entry_id in prepared.unchanged]
         conn = self.db.conn
         if changed_rows:
             conn.executemany(
@@ -459,6 +458,16 @@ class Archive:
             conn.executemany(
                 "UPDATE entries SET last_seen = ?, raw_hash = COALESCE(?, raw_hash) WHERE id = ?", seen_ids
             )
+        if prepared.unchanged:
+            # The fingerprints were read before this turn: another poll of the same feed (fetch-now beside
+            # the daemon) may have stored another version since. The document is then parsed in full next
+            # time, its body hash forgotten, rather than taken as already stored.
+            moved_on = conn.executemany(
+                "UPDATE entries SET last_seen = ? WHERE id = ? AND raw_hash = ?",
+                [(now, entry_id, fingerprint) for entry_id, fingerprint in prepared.unchanged],
+            )
+            if moved_on.rowcount != len(prepared.unchanged):
+                conn.execute("UPDATE feeds SET body_hash = NULL WHERE url = ?", (prepared.url,))
         new_ids = tuple(row["id"] for row in new_rows) + tuple(again_new)
         updated_ids = tuple(row["id"] for row in changed_rows) + tuple(again_updated)
         return StoreResult(new=len(new_ids), updated=len(updated_ids), new_ids=new_ids, updated_ids=updated_ids)
@@ -556,7 +565,7 @@ class _PreparedPoll:
         now: str,
         rows: dict[str, dict[str, Any]],
         index_rows: dict[str, tuple[str, str, str]],
-        unchanged: tuple[str, ...] = (),
+        unchanged: tuple[tuple[str, str], ...] = (),
     ) -> None:
         self.url = url
         self.retried = retried
@@ -575,7 +584,7 @@ class _PreparedPoll:
             if entry.id not in rows:
                 rows[entry.id] = _entry_row(entry.id, poll, entry, now)
                 index_rows[entry.id] = _index_row(entry.id, entry)
-        unchanged = tuple(entry_id for entry_id in dict.fromkeys(poll.unchanged) if entry_id not in rows)
+        unchanged = tuple(pair for pair in dict.fromkeys(poll.unchanged) if pair[0] not in rows)
         return cls(poll.url, poll.retried, poll.body_hash, now, rows, index_rows, unchanged)
 
 

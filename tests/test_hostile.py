@@ -91,6 +91,8 @@ def test_network_families_fail_cleanly_and_spare_the_other_feeds(
 
 def test_document_families(httpserver: HTTPServer, make_config: Callable[..., Config]) -> None:
     laughs = billion_laughs()
+    # The same entities behind a long comment: a DOCTYPE may follow any amount of prolog.
+    laughs_late = laughs.replace(b"?><!DOCTYPE", b"?><!--" + b"x" * 5_000 + b"--><!DOCTYPE")
     blowup = quadratic_blowup(2_000)
     external = (
         b'<?xml version="1.0"?><!DOCTYPE rss [<!ENTITY ext SYSTEM "file:///etc/passwd">]>'
@@ -120,6 +122,7 @@ def test_document_families(httpserver: HTTPServer, make_config: Callable[..., Co
     )
     docs = {
         "laughs": laughs,
+        "laughs_late": laughs_late,
         "blowup": blowup,
         "external": external,
         "nested": nested,
@@ -138,7 +141,7 @@ def test_document_families(httpserver: HTTPServer, make_config: Callable[..., Co
     assert not [o for o in outcomes.values() if o.error.startswith(("internal error", "parser failed"))]
     assert outcomes["many"].new == 10_000
     assert outcomes["surrogate"].status == "ok"  # the bad reference is replaced, the feed still read
-    for name in ("laughs", "blowup", "external", "author"):
+    for name in ("laughs", "laughs_late", "blowup", "external", "author"):
         assert outcomes[name].status == "ok", (name, outcomes[name].error)
     assert outcomes["garbage"].status == "error" and outcomes["garbage"].error.startswith("not a feed")
     with sqlite3.connect(config.settings.database_path) as db:
@@ -326,3 +329,17 @@ def test_a_parse_past_its_deadline_fails_alone(httpserver: HTTPServer, make_conf
     assert failed.url.endswith("/nested.xml")
     assert failed.error == "parsing and storing took longer than 2s (twice parse_timeout); document skipped"
     assert summary.count("ok") == 5 and summary.new == 15
+
+
+def test_defusing_finds_a_doctype_behind_any_prolog_and_a_person_field_behind_any_space() -> None:
+    from aggregator.parse import MAX_PERSON_FIELD, defuse
+
+    late = billion_laughs().replace(b"?><!DOCTYPE", b"?><!-- " + b"x" * 5_000 + b" --><?pi x?>\n<!DOCTYPE")
+    assert b"<!ENTITY" in late and b"<!ENTITY" not in defuse(late)
+    # A DOCTYPE-like text inside the document is text, not a DOCTYPE: left as it is.
+    quoted = rss([item(1, description='<!DOCTYPE x [<!ENTITY a "b">]>')])
+    assert defuse(quoted) == quoted
+    # U+00A0 and U+3000 are white space to the text pattern, not to a bytes one: still cut.
+    for space in ("\u00a0", "\u3000", " "):
+        document = rss([item(1, author="a" * 40_000)]).replace(b"<author>", f"<author{space}>".encode())
+        assert b"a" * (MAX_PERSON_FIELD + 1) not in defuse(document), repr(space)

@@ -202,3 +202,41 @@ def test_a_batch_stores_each_feed_and_keeps_each_feeds_problem_its_own(tmp_path:
             "two.example",
             "three.example",
         }
+
+
+def test_an_entry_stored_otherwise_since_its_fingerprint_was_read_has_the_feed_parsed_in_full_next_time(
+    tmp_path: Path,
+) -> None:
+    # Two polls of one feed at once (fetch-now beside the daemon): this poll read the fingerprints, then
+    # the other stored an edited version before this poll's turn to write.
+    url = "https://site.example/feed.xml"
+    when = datetime(2026, 11, 27, 12, 0, 0, tzinfo=UTC)
+    job = ParseJob(rss([item(i) for i in range(3)]), url, url, "application/rss+xml", None, None, when)
+    parsed = run_parse_job(job)
+    assert isinstance(parsed, ParsedFeed)
+    poll = PollRecord(
+        url=url,
+        category="news",
+        fetched_at=when,
+        status="ok",
+        consecutive_errors=0,
+        body_hash="v1",
+        entries=parsed.entries,
+    )
+    with Archive.open(tmp_path / "archive.db") as archive:
+        archive.record([poll])
+        later = replace(job, fetched_at=when + timedelta(minutes=5))
+        again = run_parse_job(later, archive.fingerprints)
+        assert isinstance(again, ParsedFeed) and len(again.unchanged) == 3 and again.entries == ()
+        skipped = replace(poll, fetched_at=later.fetched_at, body_hash="v2", entries=(), unchanged=again.unchanged)
+        assert archive.record([skipped])[0] == StoreResult()
+        assert _body_hashes(tmp_path) == [("v2",)]  # every fingerprint still held: taken as stored
+        other = replace(parsed.entries[1], title="Edited elsewhere", content_hash="other", raw_hash="other")
+        archive.record([replace(poll, fetched_at=later.fetched_at, body_hash="v3", entries=(other,))])
+        assert archive.record([replace(skipped, body_hash="v4")])[0] == StoreResult()
+        assert _body_hashes(tmp_path) == [(None,)]  # the next poll parses the document again, whatever its hash
+
+
+def _body_hashes(folder: Path) -> list[tuple[object, ...]]:
+    with sqlite3.connect(folder / "archive.db") as db:
+        return db.execute("SELECT body_hash FROM feeds").fetchall()
