@@ -69,9 +69,9 @@ class Measurement:
         return self.returncode == 0 and self.stored == self.expected and self.failed_feeds == 0
 
 
-def _children_of(pid: int) -> list[int]:
-    """Direct children, from /proc (no psutil needed)."""
-    children = []
+def _children_by_parent() -> dict[int, list[int]]:
+    """Every process's direct children, from one pass over /proc (no psutil needed)."""
+    children: dict[int, list[int]] = {}
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
@@ -80,9 +80,12 @@ def _children_of(pid: int) -> list[int]:
                 fields = stat.read().rsplit(b")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[1]) == pid:
-            children.append(int(entry.name))
+        children.setdefault(int(fields[1]), []).append(int(entry.name))
     return children
+
+
+def _children_of(pid: int) -> list[int]:
+    return _children_by_parent().get(pid, [])
 
 
 def _pss_kb(pid: int) -> int:
@@ -107,11 +110,15 @@ class TreeSampler(threading.Thread):
         self.stopped = threading.Event()
 
     def tree(self) -> list[int]:
+        # One pass over /proc per sample, whatever the tree's size: a pass per process in the tree cost
+        # ~2 ms of CPU each, every 50 ms, so a tool of five processes (the aggregator with its parser
+        # processes) paid ~18% of a core to the sampler on the cores it was measured on, and reader 4%.
+        children = _children_by_parent()
         pids, todo = [], [self.root]
         while todo:
             pid = todo.pop()
             pids.append(pid)
-            todo.extend(_children_of(pid))
+            todo.extend(children.get(pid, []))
         return pids
 
     def run(self) -> None:
