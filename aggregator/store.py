@@ -77,7 +77,10 @@ class Archive:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
-            archive = cls(Database(conn), path)
+            # No sqlite-utils plugins on the archive's connections: what else is installed must not
+            # change how the archive behaves (and finding them scans every installed package, ~10 ms
+            # in each process that opens the archive).
+            archive = cls(Database(conn, execute_plugins=False), path)
             db = archive.db
             db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             db.enable_wal()
