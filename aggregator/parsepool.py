@@ -2,7 +2,8 @@
 
 A hostile document can make feedparser spin or balloon; a thread cannot be stopped, a process can.
 Each worker has an address-space limit, and a batch that overruns its deadline gets its pool torn
-down and rebuilt (its jobs, and those caught in the teardown, run again one by one on the new pool).
+down and rebuilt: the document its worker had been parsing for longer than `parse_timeout` is skipped,
+and its other jobs, and those caught in the teardown, run again one by one on the new pool.
 
 A worker also stores the feeds it parsed (`run_store_batch`), in its own connection to the archive: the
 entries never travel back to the main process, whose event loop then only fetches (before, unpickling
@@ -31,6 +32,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, tzinfo
 from functools import partial
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from .decide import next_poll_at
@@ -119,7 +121,19 @@ def _archive(path: Path) -> Archive:
     return archive
 
 
-def run_store_batch(jobs: list[StoreJob]) -> list[StoreResult | StorageFailure | str]:
+# In a worker: the pool's progress board (see ParserPool._culprit), two numbers per batch slot: the index
+# of the job being parsed (len(jobs) once storing) and when its parse began (time.monotonic(), which is
+# the same clock in every process).
+_progress: Any = None
+
+
+def _mark(slot: int, index: int) -> None:
+    if _progress is not None and slot >= 0:
+        _progress[2 * slot + 1] = time.monotonic()  # the time first: a reader that sees the index sees it
+        _progress[2 * slot] = index
+
+
+def run_store_batch(jobs: list[StoreJob], slot: int = -1) -> list[StoreResult | StorageFailure | str]:
     """Parse and normalise each document, then store all that parsed in one transaction: per-feed
     commits rewrote the same index pages feed after feed (a cold benchmark run wrote 660 MB of
     write-ahead log for 170 MB of archive; batches of ten, 290 MB). A problem with one document is
@@ -128,9 +142,12 @@ def run_store_batch(jobs: list[StoreJob]) -> list[StoreResult | StorageFailure |
     results: list[StoreResult | StorageFailure | str] = []
     parsed_polls: dict[Path, list[tuple[int, PollRecord]]] = {}
     for index, job in enumerate(jobs):
+        _mark(slot, index)
         # A retried poll is normalised whole: what its first attempt may have committed must be
         # recognised as this poll's news (store's `repeated`), not skipped as already stored.
-        lookup = partial(_stored_fingerprints, job.archive) if job.stored_before and not job.poll.retried else None
+        lookup = None
+        if job.stored_before and not job.poll.retried:
+            lookup = partial(_stored_fingerprints, job.archive, slot, index)
         parsed = run_parse_job(job.parse, lookup)
         if isinstance(parsed, ParsedFeed):
             try:
@@ -138,18 +155,24 @@ def run_store_batch(jobs: list[StoreJob]) -> list[StoreResult | StorageFailure |
             except Exception as error:  # a bug on one feed must not take its batch-mates with it
                 parsed = f"parser failed: {type(error).__name__}: {error}"
         results.append(parsed if isinstance(parsed, str) else StoreResult())
+    _mark(slot, len(jobs))
     for path, polls in parsed_polls.items():
         for (index, _), result in zip(polls, _store(path, [poll for _, poll in polls]), strict=True):
             results[index] = result
     return results
 
 
-def _stored_fingerprints(path: Path, ids: list[str]) -> Mapping[str, str | None]:
-    """The archive's fingerprints for `ids`; none when it cannot say (the write then reports why)."""
+def _stored_fingerprints(path: Path, slot: int, index: int, ids: list[str]) -> Mapping[str, str | None]:
+    """The archive's fingerprints for `ids`; none when it cannot say (the write then reports why). Off the
+    parse clock: opening the archive may wait for another writer's turn, which is no sign of a document
+    that hangs its parser."""
+    _mark(slot, -1)
     try:
         return _archive(path).fingerprints(ids)
     except StorageError:
         return {}
+    finally:
+        _mark(slot, index)
 
 
 def _store(path: Path, polls: list[PollRecord]) -> list[StoreResult | StorageFailure]:
@@ -188,7 +211,9 @@ def _settle(waiting: _Waiting, result: StoreResult | StorageFailure | str) -> No
         waiting.result.set_result(result)
 
 
-def _start_worker(limit_bytes: int, owner: int) -> None:
+def _start_worker(limit_bytes: int, owner: int, progress: Any = None) -> None:
+    global _progress
+    _progress = progress
     if limit_bytes > 0:
         with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_AS, (limit_bytes, limit_bytes))
@@ -253,6 +278,12 @@ class ParserPool:
         self._in_flight = 0
         self._batches: dict[asyncio.Task[None], list[_Waiting]] = {}
         self._closed = False
+        # Where the workers say which document of a batch they are parsing, one slot per batch in
+        # flight: a batch stopped at its deadline then names the document that hung, instead of every
+        # one of its documents being parsed again alone, the hanging one for a whole deadline more.
+        self._progress: Any = None
+        self._slots = self.workers + 1  # batches in flight: one per worker and one waiting
+        self._free_slots = list(range(self._slots))
 
     async def _ready(self) -> ProcessPoolExecutor:
         """The running pool, started in a thread when there is none: starting one waits for the fork
@@ -270,11 +301,13 @@ class ParserPool:
         context.set_forkserver_preload(
             ["aggregator.parsepool", "aggregator.parse", "aggregator.normalize", "aggregator.store"]
         )
+        if self._progress is None:
+            self._progress = context.Array("d", 2 * self._slots, lock=False)
         executor = ProcessPoolExecutor(
             max_workers=self.workers,
             mp_context=context,
             initializer=_start_worker,
-            initargs=(self.memory_limit, os.getpid()),
+            initargs=(self.memory_limit, os.getpid(), self._progress),
         )
         try:
             # Starts the fork server and a first worker here; the others fork from the warm server when
@@ -299,10 +332,11 @@ class ParserPool:
         """Parse, normalise and store one document; only the counts come back, or a message saying
         what was wrong. A batch gets twice `parse_timeout` for parsing and storing: the deadline is
         for a parser that never returns, not for a busy archive. A batch handed over while every
-        worker is busy gets one `parse_timeout` more, for its wait. When a batch overruns its deadline
-        or its worker dies, its jobs run again one by one on new processes (the batches killed with
-        that pool too), so that a document that hangs or crashes its parser is in the end stopped
-        alone, at its own deadline or second death."""
+        worker is busy gets one `parse_timeout` more, for its wait. When a batch overruns its deadline,
+        the document its worker had been parsing for longer than `parse_timeout` is skipped at once;
+        when no document has (a slow archive) or its worker dies, its jobs run again one by one on new
+        processes (the batches killed with that pool too), so that a document that hangs or crashes
+        its parser is in the end stopped alone, at its own deadline or second death."""
         waiting = _Waiting(job, asyncio.get_running_loop().create_future())
         self._waiting.append(waiting)
         self._dispatch()
@@ -347,15 +381,26 @@ class ParserPool:
     async def _run(self, batch: list[_Waiting], deadline: float) -> None:
         loop = asyncio.get_running_loop()
         retry: list[_Waiting] = []
+        slot = self._free_slots.pop() if self._free_slots else -1
         try:
             executor = await self._ready()
+            if slot >= 0:
+                self._progress[2 * slot] = -1  # not started
+                self._progress[2 * slot + 1] = time.monotonic()
             try:
-                future = loop.run_in_executor(executor, run_store_batch, [waiting.job for waiting in batch])
+                future = loop.run_in_executor(executor, run_store_batch, [waiting.job for waiting in batch], slot)
                 results = await asyncio.wait_for(future, deadline)
             except TimeoutError:
+                culprit = self._culprit(slot, len(batch))
                 if executor is self._executor:
                     self._kill()
-                if len(batch) > 1:
+                if culprit is not None:
+                    _settle(
+                        batch[culprit],
+                        f"parsing took longer than {self.timeout:g}s (parse_timeout); document skipped",
+                    )
+                    batch = batch[:culprit] + batch[culprit + 1 :]
+                if culprit is not None or len(batch) > 1:
                     # Stopped mid-batch, perhaps after its commit: the store reports what that added.
                     retry = [replace(waiting, job=_retried(waiting.job), alone=True) for waiting in batch]
                 else:
@@ -387,7 +432,21 @@ class ParserPool:
                     # Retrieved even when its caller was cancelled meanwhile (no "never retrieved" log).
                     waiting.result.add_done_callback(lambda future: future.exception())
         finally:
+            if slot >= 0:
+                self._free_slots.append(slot)
             self._waiting.extendleft(reversed([waiting for waiting in retry if not waiting.result.done()]))
+
+    def _culprit(self, slot: int, size: int) -> int | None:
+        """The job of a batch past its deadline whose parse has run longer than parse_timeout, if any:
+        that document hangs (its batch-mates are only behind it)."""
+        if slot < 0 or self._progress is None:
+            return None
+        index, started = int(self._progress[2 * slot]), self._progress[2 * slot + 1]
+        if int(self._progress[2 * slot]) != index:  # the worker moved on while we read
+            return None
+        if 0 <= index < size and time.monotonic() - started > self.timeout:
+            return index
+        return None
 
     async def __aenter__(self) -> ParserPool:
         return self
