@@ -83,21 +83,8 @@ def test_storing_the_same_poll_again_reports_the_same_news(tmp_path: Path) -> No
     # A parser process killed after its commit has its job retried: the second attempt finds the entries
     # stored, and must still report them as this poll's new (or updated) ones, or the publisher would
     # never hear of them. A later poll of the same entries reports nothing new.
-    url = "https://site.example/feed.xml"
     when = datetime(2026, 11, 27, 12, 0, 0, tzinfo=UTC)
-    parsed = run_parse_job(
-        ParseJob(rss([item(i) for i in range(3)]), url, url, "application/rss+xml", None, None, when)
-    )
-    assert isinstance(parsed, ParsedFeed)
-    poll = PollRecord(
-        url=url,
-        category="news",
-        fetched_at=when,
-        status="ok",
-        consecutive_errors=0,
-        body_hash="v1",
-        entries=parsed.entries,
-    )
+    _, parsed, poll = _three_items_polled(when)
     edited = replace(
         poll,
         fetched_at=when + timedelta(minutes=5),
@@ -209,20 +196,8 @@ def test_an_entry_stored_otherwise_since_its_fingerprint_was_read_has_the_feed_p
 ) -> None:
     # Two polls of one feed at once (fetch-now beside the daemon): this poll read the fingerprints, then
     # the other stored an edited version before this poll's turn to write.
-    url = "https://site.example/feed.xml"
     when = datetime(2026, 11, 27, 12, 0, 0, tzinfo=UTC)
-    job = ParseJob(rss([item(i) for i in range(3)]), url, url, "application/rss+xml", None, None, when)
-    parsed = run_parse_job(job)
-    assert isinstance(parsed, ParsedFeed)
-    poll = PollRecord(
-        url=url,
-        category="news",
-        fetched_at=when,
-        status="ok",
-        consecutive_errors=0,
-        body_hash="v1",
-        entries=parsed.entries,
-    )
+    job, parsed, poll = _three_items_polled(when)
     with Archive.open(tmp_path / "archive.db") as archive:
         archive.record([poll])
         later = replace(job, fetched_at=when + timedelta(minutes=5))
@@ -240,3 +215,21 @@ def test_an_entry_stored_otherwise_since_its_fingerprint_was_read_has_the_feed_p
 def _body_hashes(folder: Path) -> list[tuple[object, ...]]:
     with sqlite3.connect(folder / "archive.db") as db:
         return db.execute("SELECT body_hash FROM feeds").fetchall()
+
+
+def _three_items_polled(when: datetime) -> tuple[ParseJob, ParsedFeed, PollRecord]:
+    """A feed of three items, parsed, and its poll as the store takes it (first body hash "v1")."""
+    url = "https://site.example/feed.xml"
+    job = ParseJob(rss([item(i) for i in range(3)]), url, url, "application/rss+xml", None, None, when)
+    parsed = run_parse_job(job)
+    assert isinstance(parsed, ParsedFeed)
+    poll = PollRecord(
+        url=url,
+        category="news",
+        fetched_at=when,
+        status="ok",
+        consecutive_errors=0,
+        body_hash="v1",
+        entries=parsed.entries,
+    )
+    return job, parsed, poll
