@@ -79,19 +79,16 @@ _INTERNAL_SUBSET = re.compile(
     rb"(<!DOCTYPE\s+[^\s\[>]+(?:\s+(?:PUBLIC|SYSTEM)(?:\s+(?:\"[^\"]*\"|'[^']*'))+)?)\s*\[.*?\]\s*>",
     re.DOTALL | re.IGNORECASE,
 )
+_PERSON_TAGS = "(?:author|dc:creator|managingEditor|webMaster|itunes:author|itunes:owner|contributor)"
 _PERSON_FIELD = re.compile(
-    r"(<(?:author|dc:creator|managingEditor|webMaster|itunes:author|itunes:owner|contributor)(?:\s[^>]*)?>)"
-    r"([^<]{" + str(MAX_PERSON_FIELD + 1) + r",})(</)"
+    r"(<" + _PERSON_TAGS + r"(?:\s[^>]*)?>)" + r"([^<]{" + str(MAX_PERSON_FIELD + 1) + r",})(</)"
 )
 
 
 # A looser form of _PERSON_FIELD for bytes, matching wherever it matches the decoded text: `[^>]*` where
 # the text form has `\s[^>]*` (in bytes `\s` misses U+00A0 and U+3000), and a field's bytes are at
 # least as many as its characters.
-_PERSON_FIELD_BYTES = re.compile(
-    rb"<(?:author|dc:creator|managingEditor|webMaster|itunes:author|itunes:owner|contributor)[^>]*>"
-    rb"[^<]{" + str(MAX_PERSON_FIELD + 1).encode() + rb",}</"
-)
+_PERSON_FIELD_BYTES = re.compile(("<" + _PERSON_TAGS + "[^>]*>[^<]{" + str(MAX_PERSON_FIELD + 1) + ",}</").encode())
 _PROLOG_SPACE = re.compile(rb"[ \t\r\n]*")
 _CHARACTER_REFERENCE = re.compile(rb"&#(?:[xX]([0-9a-fA-F]{1,8})|([0-9]{1,10}));")
 

@@ -69,9 +69,7 @@ class RelativeResolver:
         return urljoin(self.base, url) if self.base else url
 
 
-def _resolve(resolver: RelativeResolver, tag: str, attribute: str, value: str) -> str | None:
-    if attribute not in _URL_ATTRIBUTES:
-        return value
+def _resolve(resolver: RelativeResolver, value: str) -> str | None:
     value = value.strip()
     if value.startswith(("https://", "http://")):
         return value  # already absolute and safe
@@ -103,7 +101,7 @@ def _resolve_against_current_base(tag: str, attribute: str, value: str) -> str |
     # Called for every attribute nh3 keeps: the common case returns before the context lookup.
     if attribute not in _URL_ATTRIBUTES:
         return value
-    return _resolve(_BASE.get(), tag, attribute, value)
+    return _resolve(_BASE.get(), value)
 
 
 @functools.lru_cache(maxsize=64)

@@ -157,25 +157,18 @@ class Archive:
         """State for each configured feed; a feed never polled gets a fresh state."""
         wanted = {feed.url: feed for feed in feeds}
         states: dict[str, FeedState] = {}
-        urls = list(wanted)
-        for start in range(0, len(urls), _CHUNK):
-            chunk = urls[start : start + _CHUNK]
-            marks = ",".join("?" * len(chunk))
-            for row in self.db.execute(
-                "SELECT url, fetch_url, etag, last_modified, body_hash, consecutive_errors, gone "
-                f"FROM feeds WHERE url IN ({marks})",
-                chunk,
-            ).fetchall():
-                states[row[0]] = FeedState(
-                    url=row[0],
-                    fetch_url=row[1],
-                    etag=row[2],
-                    last_modified=row[3],
-                    body_hash=row[4],
-                    consecutive_errors=row[5],
-                    gone=bool(row[6]),
-                )
-        for url in urls:
+        query = "SELECT url, fetch_url, etag, last_modified, body_hash, consecutive_errors, gone FROM feeds WHERE url"
+        for url, fetch_url, etag, last_modified, body_hash, errors, gone in self._rows_where_in(query, list(wanted)):
+            states[url] = FeedState(
+                url=url,
+                fetch_url=fetch_url,
+                etag=etag,
+                last_modified=last_modified,
+                body_hash=body_hash,
+                consecutive_errors=errors,
+                gone=bool(gone),
+            )
+        for url in wanted:
             states.setdefault(url, FeedState(url=url, fetch_url=url))
         return states
 
@@ -349,41 +342,31 @@ class Archive:
 
     def _stored_feeds(self, urls: list[str]) -> dict[str, tuple[str, str | None, str | None]]:
         """category, body_hash and last_fetched_at of the stored feeds among `urls`."""
-        found: dict[str, tuple[str, str | None, str | None]] = {}
-        for start in range(0, len(urls), _CHUNK):
-            chunk = urls[start : start + _CHUNK]
-            marks = ",".join("?" * len(chunk))
-            for url, category, body_hash, fetched in self.db.conn.execute(
-                f"SELECT url, category, body_hash, last_fetched_at FROM feeds WHERE url IN ({marks})", chunk
-            ):
-                found[url] = (category, body_hash, fetched)
-        return found
+        query = "SELECT url, category, body_hash, last_fetched_at FROM feeds WHERE url"
+        return {
+            url: (category, body_hash, fetched)
+            for url, category, body_hash, fetched in self._rows_where_in(query, urls)
+        }
 
     def _existing(self, ids: list[str]) -> dict[str, tuple[str, int, str, str]]:
         """content_hash, revision, first_seen and changed_at of the stored entries among `ids`."""
-        found: dict[str, tuple[str, int, str, str]] = {}
-        for start in range(0, len(ids), _CHUNK):
-            chunk = ids[start : start + _CHUNK]
-            marks = ",".join("?" * len(chunk))
-            for entry_id, content_hash, revision, first_seen, changed_at in self.db.conn.execute(
-                f"SELECT id, content_hash, revision, first_seen, changed_at FROM entries WHERE id IN ({marks})", chunk
-            ):
-                found[entry_id] = (content_hash, revision, first_seen, changed_at)
-        return found
+        query = "SELECT id, content_hash, revision, first_seen, changed_at FROM entries WHERE id"
+        return {row[0]: (row[1], row[2], row[3], row[4]) for row in self._rows_where_in(query, ids)}
 
     def fingerprints(self, ids: list[str]) -> dict[str, str | None]:
         """The raw fingerprint (normalize.raw_fingerprint) stored with each of the entries among `ids`;
         None for an entry stored before fingerprints were kept."""
-        found: dict[str, str | None] = {}
         try:
-            for start in range(0, len(ids), _CHUNK):
-                chunk = ids[start : start + _CHUNK]
-                marks = ",".join("?" * len(chunk))
-                query = f"SELECT id, raw_hash FROM entries WHERE id IN ({marks})"
-                found.update(self.db.conn.execute(query, chunk).fetchall())
+            return {row[0]: row[1] for row in self._rows_where_in("SELECT id, raw_hash FROM entries WHERE id", ids)}
         except sqlite3.Error as error:
             raise StorageError(f"{self.path}: cannot read the archive: {error}") from None
-        return found
+
+    def _rows_where_in(self, query: str, keys: list[str]) -> Iterator[Sequence[Any]]:
+        """The rows of `query` (ending in the column to match, e.g. "... WHERE id") for `keys`, asked
+        for in chunks that stay under SQLite's limit on bound parameters."""
+        for start in range(0, len(keys), _CHUNK):
+            chunk = keys[start : start + _CHUNK]
+            yield from self.db.conn.execute(f"{query} IN ({','.join('?' * len(chunk))})", chunk).fetchall()
 
     def _write_entries(self, prepared: _PreparedPoll, *, repeated: bool) -> StoreResult:
         if not prepared.rows and not prepared.unchanged:
@@ -412,7 +395,7 @@ class Archive:
             else:
                 # Also where the fingerprint differs (a change the normaliser removes): next time the
                 # entry is recognised without being normalised.
-                seen_ids.append((now, row["raw_hash"] or None, entry_id))
+                seen_ids.append((now, row["raw_hash"], entry_id))
         conn = self.db.conn
         if changed_rows:
             conn.executemany(
