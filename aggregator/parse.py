@@ -75,8 +75,12 @@ def parse_document(
     return _to_raw_feed(result, url)
 
 
+# The internal subset ends at the first `]` outside quoted literals, comments and processing
+# instructions, as XML reads it: an entity value may itself hold "]>". Each alternative starts with its
+# own character and nothing is given back (possessive), so a subset that never closes fails in linear time.
 _INTERNAL_SUBSET = re.compile(
-    rb"(<!DOCTYPE\s+[^\s\[>]+(?:\s+(?:PUBLIC|SYSTEM)(?:\s+(?:\"[^\"]*\"|'[^']*'))+)?)\s*\[.*?\]\s*>",
+    rb"(<!DOCTYPE\s+[^\s\[>]+(?:\s+(?:PUBLIC|SYSTEM)(?:\s+(?:\"[^\"]*\"|'[^']*'))+)?)\s*"
+    rb"\[(?:[^\]\"'<]++|\"[^\"]*+\"|'[^']*+'|<!--.*?-->|<\?.*?\?>|<(?!!--|\?))*+\]\s*>",
     re.DOTALL | re.IGNORECASE,
 )
 _PERSON_TAGS = "(?:author|dc:creator|managingEditor|webMaster|itunes:author|itunes:owner|contributor)"

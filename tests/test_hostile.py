@@ -338,6 +338,10 @@ def test_defusing_finds_a_doctype_behind_any_prolog_and_a_person_field_behind_an
 
     late = billion_laughs().replace(b"?><!DOCTYPE", b"?><!-- " + b"x" * 5_000 + b" --><?pi x?>\n<!DOCTYPE")
     assert b"<!ENTITY" in late and b"<!ENTITY" not in defuse(late)
+    # The subset ends where XML ends it: not at a "]>" inside an entity value, a comment or a PI.
+    tricky = billion_laughs().replace(b"[", b'[<!ENTITY q "]>"><!-- ]> \' --><?pi ]> ?>', 1)
+    assert b'"]>"' in tricky and b"<!ENTITY" not in defuse(tricky)
+    assert defuse(tricky).startswith(defuse(billion_laughs())[:60])
     # A DOCTYPE-like text inside the document is text, not a DOCTYPE: left as it is.
     quoted = rss([item(1, description='<!DOCTYPE x [<!ENTITY a "b">]>')])
     assert defuse(quoted) == quoted
