@@ -94,10 +94,74 @@ def jekyll_date(value: datetime) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S %z")
 
 
+# A post's body is HTML inside a kramdown (Markdown) file. kramdown reads Markdown in any text that is not
+# inside a raw HTML block, so an entry's "[x](javascript:...)" or "{: onclick=...}" would become live markup,
+# and indented lines code blocks. Text is therefore written so kramdown finds nothing to read in it: the
+# characters it acts on become character references, which HTML reads as the same characters.
+_HTML_TAG = re.compile(r'<(?:[^>"]|"[^"]*")*>')  # the sanitiser quotes every attribute with "
+# Characters kramdown acts on anywhere in a line; runs of dashes and dots become typographic dashes and
+# ellipses, quotes "smart" ones.
+_MARKDOWN_ANYWHERE = re.compile(r"""[\\`*_{}\[\]$^~|#"']|-{2,}|\.{3,}""")
+# What a line may start with: indentation (four columns make a code block) and list, heading-underline
+# and definition markers.
+_LINE_START = re.compile(r"(\n|\A)([ \t]*)([-+=:]|\d+[.)])?")
+_HARD_BREAK = re.compile(r" {2,}\n")  # two spaces before a line break are a <br>
+_PRE_OPEN = re.compile(r"<(?:pre|textarea)[\s>]", re.IGNORECASE)
+_PRE_CLOSE = re.compile(r"</(?:pre|textarea)\s*>", re.IGNORECASE)
+
+
+def _reference(text: str) -> str:
+    return "".join(f"&#{ord(char)};" for char in text)
+
+
+def _inert_text(text: str, line_start: bool, preformatted: bool) -> str:
+    text = _MARKDOWN_ANYWHERE.sub(lambda match: _reference(match.group()), text)
+
+    def at_line_start(match: re.Match[str]) -> str:
+        newline, indent, marker = match.groups()
+        if not newline and not line_start:
+            return match.group()  # after a tag on the same line: not where kramdown looks for markers
+        if len(indent.expandtabs(4)) >= 4:
+            # Inside <pre> the white space is kept (its first character as a reference); elsewhere HTML
+            # folds it into one space anyway.
+            indent = _reference(indent[0]) + indent[1:] if preformatted else " "
+        if marker:
+            marker = marker[:-1] + _reference(marker[-1])
+        return newline + indent + (marker or "")
+
+    text = _LINE_START.sub(at_line_start, text)
+    return text if preformatted else _HARD_BREAK.sub(" \n", text)
+
+
+def markdown_inert(html: str) -> str:
+    """Sanitised HTML that kramdown passes through as HTML: no Markdown in its text (links, emphasis,
+    attribute lists, math, code blocks, typographic quotes and dashes), tags untouched. A browser shows
+    the same text; text with none of those characters (like the sample post's) is unchanged."""
+    parts: list[str] = []
+    position = 0
+    preformatted = 0
+    line_start = True
+    for tag in _HTML_TAG.finditer(html):
+        if tag.start() > position:
+            text = html[position : tag.start()]
+            parts.append(_inert_text(text, line_start, preformatted > 0))
+        parts.append(tag.group())
+        if _PRE_OPEN.match(tag.group()):
+            preformatted += 1
+        elif _PRE_CLOSE.match(tag.group()):
+            preformatted = max(0, preformatted - 1)
+        line_start = False
+        position = tag.end()
+    if position < len(html):
+        parts.append(_inert_text(html[position:], line_start, preformatted > 0))
+    return "".join(parts)
+
+
 def markdown_label(text: str) -> str:
-    """Text safe inside a Markdown link label: brackets and backslashes escaped, no line breaks."""
+    """Text safe inside a Markdown link label, on one line: HTML-escaped, and no Markdown in it."""
     text = " ".join(text.split())
-    return re.sub(r"([\\\[\]])", r"\\\1", text)
+    escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _MARKDOWN_ANYWHERE.sub(lambda match: _reference(match.group()), escaped)
 
 
 def web_url(url: str) -> str:
@@ -157,6 +221,7 @@ class Renderer:
             yaml_tags=yaml_tags,
             jekyll_date=jekyll_date,
             markdown_label=markdown_label,
+            markdown_inert=markdown_inert,
             autolink_url=autolink_url,
             web_url=web_url,
         )
