@@ -20,6 +20,7 @@ from urllib.parse import urljoin
 import httpcore
 import httpx
 
+from .decide import MAX_RETRY_AFTER
 from .domains import politeness_key
 from .models import FeedConfig, FeedState, Fetched, FetchFailure, FetchResult, NotModified, Settings
 from .netbackend import AsyncioBackend
@@ -249,12 +250,13 @@ def _pool_transport(ssl_context: ssl.SSLContext) -> httpx.AsyncHTTPTransport:
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> int | None:
-    """Retry-After as seconds from now: either delta-seconds or an HTTP date."""
+    """Retry-After as seconds from now: either delta-seconds or an HTTP date; at most a week (beyond
+    it the poll schedule clamps anyway, and a year-3000 date must not overflow the date arithmetic)."""
     if not value:
         return None
     value = value.strip()
     if value.isdigit():
-        return int(value)
+        return min(int(value), MAX_RETRY_AFTER)
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
@@ -262,7 +264,7 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> int | N
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     delta = (when - (now or datetime.now(UTC))).total_seconds()
-    return max(0, int(delta))
+    return max(0, min(int(delta), MAX_RETRY_AFTER))
 
 
 def parse_max_age(cache_control: str | None) -> int | None:
@@ -351,7 +353,7 @@ async def _fetch(
         if guarded:
             refused = await refusal(url, feed.url, allow_hosts, settings.strict_network)
             if refused:
-                return FetchFailure(refused, permanent_url=permanent_url if hop else None)
+                return FetchFailure(refused)
         async with limiter.slot(url):
             started = time.monotonic()
             try:
@@ -359,7 +361,7 @@ async def _fetch(
                     # DNS may answer differently at connect time than when checked: look at the peer.
                     refused = peer_refusal(url, _peer_address(response)) if guarded else None
                     if refused:
-                        return FetchFailure(refused, permanent_url=permanent_url if hop else None)
+                        return FetchFailure(refused)
                     status = response.status_code
                     if status not in _PERMANENT and status not in _TEMPORARY:
                         return await _finish(response, url, status, settings, permanent_url)
@@ -377,7 +379,7 @@ async def _fetch(
         if all_permanent:
             permanent_url = target
         url = target
-    return FetchFailure(f"too many redirects (more than {settings.max_redirects})", permanent_url=permanent_url)
+    return FetchFailure(f"too many redirects (more than {settings.max_redirects})")
 
 
 async def _drain(response: httpx.Response) -> None:
@@ -419,7 +421,9 @@ async def _finish(
         message = f"HTTP {status} {reason}".strip()
         if retry_after is not None:
             message += f" (Retry-After {retry_after}s)"
-        return FetchFailure(message, status=status, retry_after=retry_after, permanent_url=permanent_url)
+        # A permanent redirect is followed for good only to a URL that answers: a feed moved to an
+        # address that fails (refused, 404) would never be asked at its own URL again.
+        return FetchFailure(message, status=status, retry_after=retry_after)
     decoder = BoundedDecoder(headers.get("Content-Encoding", ""), settings.max_body_bytes)
     declared = headers.get("Content-Length")
     if declared and declared.isdigit() and not decoder.coding and int(declared) > settings.max_body_bytes:

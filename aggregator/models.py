@@ -125,7 +125,6 @@ class FetchFailure:
     status: int | None = None
     retry_after: int | None = None
     gone: bool = False
-    permanent_url: str | None = None
 
 
 FetchResult = Fetched | NotModified | FetchFailure

@@ -131,7 +131,7 @@ async def _poll(
         fetched_at=started,
         status="error",
         consecutive_errors=0,
-        fetch_url=result.permanent_url,
+        fetch_url=None if isinstance(result, FetchFailure) else result.permanent_url,
     )
 
     def due(

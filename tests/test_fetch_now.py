@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import sqlite3
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -153,6 +154,23 @@ def test_permanent_redirect_moves_the_feed_temporary_does_not(
     assert rows(config, "SELECT count(*) FROM entries") == [(2,)]
 
 
+def test_a_permanent_redirect_to_an_address_that_fails_does_not_move_the_feed(
+    httpserver: HTTPServer, make_config: Callable[..., Config]
+) -> None:
+    # Moving the feed to a URL that answers 404 (or is refused) would leave it asked there for good,
+    # never again at its own address, which may be working again by the next poll.
+    httpserver.expect_request("/flip").respond_with_data("", status=301, headers={"Location": "/missing"})
+    httpserver.expect_request("/missing").respond_with_data("", status=404)
+    config = make_config([{"url": httpserver.url_for("/flip"), "category": "news"}])
+    [outcome] = run_update(config).outcomes
+    assert (outcome.status, outcome.moved_to) == ("error", None)
+    assert rows(config, "SELECT fetch_url FROM feeds") == [(httpserver.url_for("/flip"),)]
+    httpserver.clear()
+    httpserver.expect_request("/flip").respond_with_data(rss([item(1)]), content_type="application/rss+xml")
+    [outcome] = run_update(config).outcomes
+    assert (outcome.status, outcome.new) == ("ok", 1)
+
+
 def test_redirect_loop_and_too_many_redirects(httpserver: HTTPServer, make_config: Callable[..., Config]) -> None:
     httpserver.expect_request("/a").respond_with_data("", status=302, headers={"Location": "/b"})
     httpserver.expect_request("/b").respond_with_data("", status=302, headers={"Location": "/a"})
@@ -191,6 +209,17 @@ def test_gone_stops_polling_and_retry_after_is_recorded(
     second = run_update(config)
     assert next(o for o in second.outcomes if o.url.endswith("/gone")).status == "skipped"
     assert len([r for r in httpserver.log if r[0].path == "/gone"]) == 1
+
+
+def test_an_absurd_retry_after_is_capped_at_a_week(httpserver: HTTPServer, make_config: Callable[..., Config]) -> None:
+    for path, value in (("/forever", "99999999999999999999"), ("/year3000", "Wed, 01 Jan 3000 00:00:00 GMT")):
+        httpserver.expect_request(path).respond_with_data("", status=503, headers={"Retry-After": value})
+    config = make_config([{"url": httpserver.url_for(p), "category": "news"} for p in ("/forever", "/year3000")])
+    summary = run_update(config)
+    assert {o.error for o in summary.outcomes} == {"HTTP 503 SERVICE UNAVAILABLE (Retry-After 604800s)"}
+    for until, due in rows(config, "SELECT retry_after_until, next_due_at FROM feeds"):
+        wait = datetime.fromisoformat(until) - datetime.now(UTC)
+        assert timedelta(days=6, hours=23) < wait <= timedelta(days=7) and due >= until
 
 
 def test_body_size_limit_applies_to_the_decoded_body(
