@@ -9,7 +9,8 @@ feedparser decides in its own way — makes it decline (return None), and the ca
 The quirks reproduced here are feedparser 6's own: whitespace stripped from every text, windows-1252
 code points mapped, "double-encoded UTF-8" repaired, RSS titles that look like HTML typed as HTML,
 permalink guids and Atom ids resolved against the document URL and used as the link when there is no
-other, content copied to an absent summary.
+other. (feedparser's copy of the content into an absent summary is not reproduced: the feedparser path
+drops it too, as it loses the content's type.)
 """
 
 from __future__ import annotations
@@ -205,8 +206,6 @@ class _EntryBuilder:
 
     def build(self) -> RawEntry:
         summary = self.summary
-        if summary is None and self.content and self.content[0].type in ("text/plain", *_HTML_TYPES):
-            summary = RawText(value=self.content[0].value, type="text/html", base=self.url)
         published_parsed = _fallback_date(self.published)
         updated, updated_parsed = self.updated, _fallback_date(self.updated)
         return RawEntry(

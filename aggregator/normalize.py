@@ -50,6 +50,15 @@ def _as_html(text: RawText | None, document_url: str, fallback_base: str) -> str
     return text_to_html(text.value)
 
 
+def _plain_title(title: RawText | None) -> str:
+    """Titles are plain text everywhere they are published. An HTML title loses its markup; a text one
+    keeps every character, "<" included ("std::vector<int>", "History of the <blink> tag")."""
+    if title is None:
+        return ""
+    text = html_to_text(title.value) if _is_html(title) else plain_text(title.value)
+    return text[:MAX_TITLE_LENGTH]
+
+
 def _declared_key(raw: RawEntry, link: str) -> str:
     """The entry's key when the source names it (its id, else its link); '' when only its content can."""
     key = remove_control_characters(raw.id).strip()
@@ -152,8 +161,7 @@ def _normalize_entry(
     fingerprint: str = "",
 ) -> Entry:
     base = link or site_url or document_url
-    # Titles are plain text everywhere we publish them; markup in them (even in a "text" title) is dropped.
-    title = html_to_text(raw.title.value if raw.title else "")[:MAX_TITLE_LENGTH]
+    title = _plain_title(raw.title)
     summary = _as_html(raw.summary, document_url, base)
     content = _as_html(raw.content, document_url, base)
     if content == summary:

@@ -219,12 +219,19 @@ def _to_raw_entry(entry: Any, url: str) -> RawEntry:
             enclosures.append(
                 Enclosure(url=link["href"], type=link.get("type") or "", length=int(length) if length.isdigit() else 0)
             )
+    summary = _text(entry.get("summary_detail"), entry.get("summary"), base)
+    contents = entry.get("content") or []
+    content = _best_content(contents, base)
+    if not entry.get("summary_detail") and summary and any(c.get("value") == summary.value for c in contents):
+        # feedparser's copy of the content as the summary, without its type: a text/plain content would
+        # come back a second time, read as HTML.
+        summary = None
     return RawEntry(
         id=str(entry.get("id") or ""),
         link=entry.get("link") or "",
         title=_text(entry.get("title_detail"), entry.get("title"), base),
-        summary=_text(entry.get("summary_detail"), entry.get("summary"), base),
-        content=_best_content(entry.get("content") or [], base),
+        summary=summary,
+        content=content,
         authors=authors,
         published=entry.get("published") or entry.get("created") or "",
         # dict.get: FeedParserDict would answer a missing `updated` with `published` (deprecated, warns).

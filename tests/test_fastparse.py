@@ -129,3 +129,22 @@ def test_corpus_fast_path_matches_feedparser() -> None:
 )
 def test_unusual_documents_are_declined(document: bytes) -> None:
     assert parse_fast(document, "http://127.0.0.1/feed.xml") is None
+
+
+def test_text_content_and_titles_keep_their_angle_brackets_on_both_paths() -> None:
+    # A text title or content is text: "<blink>" in it is four characters to show, on either parser. And
+    # feedparser's copy of a content into an absent summary (typed as HTML, losing the content's type)
+    # does not come back as a second, mangled summary.
+    body = (
+        b'<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom"><title>t</title>'
+        b"<id>urn:f</id><updated>2024-01-01T00:00:00Z</updated><entry><id>urn:e</id>"
+        b'<title type="text">History of the &lt;blink&gt; tag</title><updated>2024-01-01T00:00:00Z</updated>'
+        b'<content type="text">std::vector&lt;int&gt; &amp; Option&lt;T&gt;</content></entry></feed>'
+    )
+    url = "https://site.example/feed.atom"
+    for fast in (True, False):
+        [entry] = normalize_feed(
+            parse_document(body, url, "application/atom+xml", fast=fast), feed_url=url, fetched_at=FETCHED_AT
+        ).entries
+        assert entry.title == "History of the <blink> tag", fast
+        assert (entry.summary, entry.content) == ("", "<p>std::vector&lt;int&gt; &amp; Option&lt;T&gt;</p>"), fast
