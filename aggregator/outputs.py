@@ -6,8 +6,10 @@ fetch-now, `aggregator publish` and the daemon all call `publish_outputs`, so th
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
+from .atomic import write_atomic
 from .models import Config
 from .publish import PublishReport, publish_feeds
 from .site import SiteReport, write_site
@@ -38,10 +40,36 @@ def publish_outputs(
     narrow the work to the categories and entries an update touched; `rebuild` re-renders every file."""
     if rebuild:
         categories = entry_ids = None
+    mark = archive.publish_mark()
+    if entry_ids is not None:
+        # What a run stored but never published (it was killed after its commit, before or while
+        # publishing) goes out with the next publish, whichever process makes it.
+        behind = _unpublished(config, archive)
+        entry_ids = entry_ids | behind.keys()
+        if categories is not None:
+            categories = categories | set(behind.values())
     site = write_site(config, archive, entry_ids=entry_ids, rebuild=rebuild)
     if site.removed_paths:
         # Posts moved (a feed changed category, an entry its date): the feeds of every category are
         # checked; those whose entries did not change are skipped by their fingerprints, cheaply.
         categories = None
     feeds = publish_feeds(config, archive, categories, force=rebuild)
+    _save_mark(config, mark)
     return OutputsReport(feeds=feeds, site=site)
+
+
+# How far the last complete publish saw the archive (Archive.publish_mark), beside the outputs it made.
+MARK_FILE = ".published-mark.json"
+
+
+def _unpublished(config: Config, archive: Archive) -> dict[str, str]:
+    try:
+        entries, revisions = json.loads((config.settings.archive_dir / MARK_FILE).read_text(encoding="utf-8"))
+        mark = (int(entries), int(revisions))
+    except (OSError, ValueError, TypeError):
+        return {}  # no mark yet (an archive published by an older version): only what the caller names
+    return archive.changed_since(mark)
+
+
+def _save_mark(config: Config, mark: tuple[int, int]) -> None:
+    write_atomic(config.settings.archive_dir / MARK_FILE, json.dumps(list(mark)).encode())

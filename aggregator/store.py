@@ -504,6 +504,25 @@ class Archive:
             return int(self.db.execute("SELECT count(*) FROM entries WHERE feed_url = ?", [feed_url]).fetchone()[0])
         return int(self.db.execute("SELECT count(*) FROM entries").fetchone()[0])
 
+    def publish_mark(self) -> tuple[int, int]:
+        """The newest entry's rowid and the newest revision's id: how far a publish that starts now sees.
+        Nothing is ever deleted, so both only grow."""
+        row = self.db.execute(
+            "SELECT (SELECT COALESCE(max(rowid), 0) FROM entries), (SELECT COALESCE(max(id), 0) FROM entry_revisions)"
+        ).fetchone()
+        return int(row[0]), int(row[1])
+
+    def changed_since(self, mark: tuple[int, int]) -> dict[str, str]:
+        """id -> category of every entry added or revised after `mark` (see publish_mark)."""
+        rows = self.db.execute(
+            """
+            SELECT id, category FROM entries WHERE rowid > ?
+            UNION SELECT e.id, e.category FROM entry_revisions r JOIN entries e ON e.id = r.entry_id WHERE r.id > ?
+            """,
+            mark,
+        )
+        return {entry_id: category for entry_id, category in rows}
+
     def count_revisions(self) -> int:
         return int(self.db.execute("SELECT count(*) FROM entry_revisions").fetchone()[0])
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import shutil
 import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -14,6 +15,7 @@ from werkzeug import Request, Response
 
 from aggregator.cli import main
 from aggregator.models import Config
+from aggregator.outputs import MARK_FILE
 from aggregator.store import Archive
 
 from .conftest import run_update, write_config
@@ -434,3 +436,36 @@ def test_entries_stored_without_a_fingerprint_get_one_on_their_next_poll(
     assert (second.new, second.updated) == (1, 0)
     assert rows(config, "SELECT count(*) FROM entries WHERE raw_hash IS NULL") == [(0,)]
     assert rows(config, "SELECT count(*) FROM entry_revisions") == [(0,)]
+
+
+def test_entries_a_killed_run_stored_are_published_by_the_next_run(
+    httpserver: HTTPServer, make_config: Callable[..., Config]
+) -> None:
+    # A run killed after its commit but before (or while) publishing: the next fetch-now finds nothing new
+    # at the source, yet still publishes what that run stored, as does any later publish.
+    httpserver.expect_request("/news.xml").respond_with_data(
+        rss([item(i) for i in range(2)]), content_type="application/rss+xml"
+    )
+    config = make_config([{"url": httpserver.url_for("/news.xml"), "category": "news"}], publish=True)
+    cli = ["--config", str(config.path), "fetch-now"]
+    assert CliRunner().invoke(main, cli).exit_code == 0
+    posts = config.settings.archive_dir / "site" / "_posts"
+    assert len(list(posts.iterdir())) == 2
+    httpserver.clear()
+    httpserver.expect_request("/news.xml").respond_with_data(
+        rss([item(i) for i in range(4)]), content_type="application/rss+xml"
+    )
+    assert run_update(config).new == 2  # stored, never published: the run "was killed" here
+    again = CliRunner().invoke(main, cli)
+    assert again.exit_code == 0 and "0 new entries" in again.output, again.output
+    assert len(list(posts.iterdir())) == 4
+    published = (config.settings.archive_dir / "feeds" / "news.atom").read_text(encoding="utf-8")
+    assert published.count("<entry>") == 4
+    # Killed during the very first publish (its site frame already written): the next run publishes all.
+    shutil.rmtree(config.settings.archive_dir / "feeds")
+    for leftover in (posts, config.settings.archive_dir / "public"):
+        shutil.rmtree(leftover)
+    (config.settings.archive_dir / MARK_FILE).unlink()
+    assert CliRunner().invoke(main, cli).exit_code == 0
+    assert len(list(posts.iterdir())) == 4
+    assert (config.settings.archive_dir / "feeds" / "news.atom").read_text(encoding="utf-8").count("<entry>") == 4
