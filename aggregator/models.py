@@ -296,6 +296,7 @@ class StoredEntry:
     revision: int
     first_seen: datetime
     last_seen: datetime
+    changed_at: datetime | None = None  # when the current revision was stored
     feed_title: str = ""
     feed_site_url: str = ""
 

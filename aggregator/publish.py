@@ -319,9 +319,34 @@ def _sub(parent: Any, tag: str, text: str | None, **attributes: str) -> Any:
     return child
 
 
+def modified(entry: StoredEntry) -> datetime:
+    """When the entry last changed, as a reader should see it: the source's own updated date (else its
+    published one), or, for an entry edited at the source after we first stored it, the moment the edit
+    was stored when that is later (sources often edit without touching their dates), in the entry's offset."""
+    date = entry.updated or entry.published
+    if entry.revision > 1 and entry.changed_at is not None:
+        edited = entry.changed_at.astimezone(date.tzinfo).replace(microsecond=0)
+        if edited > date:
+            return edited
+    return date
+
+
+def _distinct(entries: Sequence[StoredEntry], base_url: str) -> list[tuple[str, StoredEntry]]:
+    """(republished id, entry), one entry per id. Two sources can carry the same item under the same
+    global id (a syndicated post, one feed subscribed at two addresses): to a reader those are one entry
+    (RFC 4287 4.1.1; JSON Feed ids must be unique), so a document keeps the copy changed last."""
+    chosen: dict[str, StoredEntry] = {}
+    for entry in entries:
+        identity = entry_iri(entry.feed_url, entry.key, base_url)
+        other = chosen.get(identity)
+        if other is None or (modified(entry).astimezone(UTC), entry.id) > (modified(other).astimezone(UTC), other.id):
+            chosen[identity] = entry
+    return [(identity, entry) for identity, entry in chosen.items()]
+
+
 def _newest_date(entries: Sequence[StoredEntry]) -> datetime:
     """The feed's date: the newest entry date in the document (in that entry's own offset)."""
-    dates = [entry.updated or entry.published for entry in entries]
+    dates = [modified(entry) for entry in entries]
     return max(dates, key=lambda d: (d.astimezone(UTC), d.utcoffset())) if dates else _EPOCH
 
 
@@ -351,16 +376,15 @@ def _new_generator(info: FeedInfo, entries: Sequence[StoredEntry]) -> FeedGenera
 def _add_entries(
     generator: FeedGenerator, entries: Sequence[StoredEntry], info: FeedInfo, feed_tags: dict[str, tuple[str, ...]]
 ) -> None:
-    for entry in entries:
+    for identity, entry in _distinct(entries, info.base_url):
         item = generator.add_entry(order="append")
         item.atom_extras.entry = entry
         item.rss_extras.entry = entry
-        identity = entry_iri(entry.feed_url, entry.key, info.base_url)
         item.guid(identity, permalink=identity == entry.link and identity.startswith(("http://", "https://")))
         item.title(_xml(entry.title) or "(untitled)")
         if entry.link:
             item.link(href=entry.link, rel="alternate")
-        item.updated(entry.updated or entry.published)
+        item.updated(modified(entry))
         if entry.date_flag != "missing":
             item.published(entry.published)
         if entry.summary:
@@ -415,8 +439,8 @@ def render_json_feed(
     info: FeedInfo, entries: Sequence[StoredEntry], feed_tags: dict[str, tuple[str, ...]], *, self_path: str
 ) -> bytes:
     items = []
-    for entry in entries:
-        item: dict[str, Any] = {"id": entry_iri(entry.feed_url, entry.key, info.base_url)}
+    for identity, entry in _distinct(entries, info.base_url):
+        item: dict[str, Any] = {"id": identity}
         if entry.link:
             item["url"] = entry.link
         # JSON could carry control characters escaped, but readers choke on them as XML ones do.
@@ -426,8 +450,8 @@ def render_json_feed(
             item["summary"] = html_to_text(entry.summary)
         if entry.date_flag != "missing":
             item["date_published"] = entry.published.isoformat()
-        if entry.updated:
-            item["date_modified"] = entry.updated.isoformat()
+        if entry.updated or entry.revision > 1:
+            item["date_modified"] = modified(entry).isoformat()
         if entry.author:
             item["authors"] = [{"name": _xml(entry.author)}]
         item["tags"] = _categories(entry, feed_tags)

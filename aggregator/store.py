@@ -640,7 +640,7 @@ def _stored_entry(row: Sequence[Any]) -> StoredEntry:
         revision,
         first_seen,
         last_seen,
-        _changed_at,
+        changed_at,
         feed_title,
         feed_site_url,
     ) = row
@@ -663,6 +663,7 @@ def _stored_entry(row: Sequence[Any]) -> StoredEntry:
         revision=revision,
         first_seen=datetime.fromisoformat(first_seen),
         last_seen=datetime.fromisoformat(last_seen),
+        changed_at=datetime.fromisoformat(changed_at),
         feed_title=feed_title or "",
         feed_site_url=feed_site_url or "",
     )

@@ -327,3 +327,59 @@ def test_feed_dates_come_from_entries_not_the_clock(config: Config) -> None:
     newest = max(stored(config, "zhongguoshuiwubao"), key=lambda e: e.published)
     assert parsed.feed.updated == newest.published.isoformat()
     assert newest.published.utcoffset() == timezone(timedelta(hours=8)).utcoffset(None)
+
+
+def _store_copy(config: Config, feed: str, key: str, content: str, when: datetime, title: str = "Shared") -> None:
+    """One entry under `key` from `feed` (category tech), polled at `when`."""
+    entry = Entry(
+        id=entry_identity(feed, key),
+        key=key,
+        link="https://shared.example.org/post",
+        title=title,
+        author="",
+        summary="",
+        content=content,
+        published=datetime(2024, 6, 1, 8, 0, tzinfo=timezone(timedelta(hours=8))),
+        updated=None,
+        date_flag="",
+        tags=(),
+        enclosures=(),
+        content_hash=content_fingerprint(title, "", "", "", content, (), ()),
+    )
+    poll = PollRecord(url=feed, category="tech", fetched_at=when, status="ok", consecutive_errors=0, entries=(entry,))
+    with Archive.open(config.settings.database_path) as archive:
+        archive.record([poll])
+
+
+def test_one_item_carried_by_two_sources_is_one_entry_per_document(config: Config) -> None:
+    # The same global id from two feeds (a syndicated post, one feed at two addresses) describes one
+    # entry: each document carries it once (JSON Feed requires unique ids), the copy changed last.
+    when = datetime(2024, 6, 2, tzinfo=UTC)
+    _store_copy(config, "https://a.example.net/feed.xml", "https://shared.example.org/post", "<p>a</p>", when)
+    _store_copy(config, "https://b.example.net/feed.xml", "https://shared.example.org/post", "<p>b</p>", when)
+    publish(config)
+    for slug in ("tech", ALL):
+        atom = feedparser.parse((feeds_root(config) / feed_path(slug, "atom")).read_bytes())
+        assert [e.id for e in atom.entries].count("https://shared.example.org/post") == 1
+        items = json.loads((feeds_root(config) / feed_path(slug, "json")).read_text(encoding="utf-8"))["items"]
+        ids = [item["id"] for item in items]
+        assert len(ids) == len(set(ids))
+
+
+def test_an_entry_edited_at_the_source_is_updated_for_readers(config: Config) -> None:
+    # Sources edit posts without touching their dates: the republished entry's updated date is when the
+    # edit was stored (in the entry's own offset), so readers that go by it refresh the entry.
+    feed = "https://edits.example.net/feed.xml"
+    _store_copy(config, feed, "edited-1", "<p>first</p>", datetime(2024, 6, 2, tzinfo=UTC))
+    publish(config)
+    atom = feedparser.parse((feeds_root(config) / feed_path("tech", "atom")).read_bytes())
+    [before] = [e for e in atom.entries if e.id.endswith("edited-1")]
+    assert before.updated == "2024-06-01T08:00:00+08:00"
+    _store_copy(config, feed, "edited-1", "<p>second</p>", datetime(2024, 6, 3, 4, 30, tzinfo=UTC))
+    publish(config)
+    atom = feedparser.parse((feeds_root(config) / feed_path("tech", "atom")).read_bytes())
+    [after] = [e for e in atom.entries if e.id.endswith("edited-1")]
+    assert after.updated == "2024-06-03T12:30:00+08:00" and after.published == "2024-06-01T08:00:00+08:00"
+    items = json.loads((feeds_root(config) / feed_path("tech", "json")).read_text(encoding="utf-8"))["items"]
+    [item] = [i for i in items if i["id"].endswith("edited-1")]
+    assert item["date_modified"] == "2024-06-03T12:30:00+08:00"
