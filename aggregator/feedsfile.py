@@ -168,7 +168,11 @@ class FeedsFile:
         try:
             return _yaml().load(text)
         except YAMLError as error:
-            raise FeedsFileError(f"{self.path}: cannot edit: {error}") from None
+            # ruamel's message spans a dozen lines (context, both marks, a link): keep its problem and line.
+            problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+            mark = getattr(error, "problem_mark", None)
+            where = f":{mark.line + 1}" if mark is not None else ""
+            raise FeedsFileError(f"{self.path}{where}: cannot edit: {problem}") from None
 
     def _feed_spans(self, text: str) -> list[tuple[Any, _ItemSpan]]:
         """Each feed item with its line span, in file order."""

@@ -72,6 +72,10 @@ def _construct_mapping(loader: Any, node: yaml.MappingNode) -> LineDict:
             hash(key)
         except TypeError:
             raise YamlSyntaxError(key_node.start_mark.line, "a mapping key must be a plain value") from None
+        if key in result:
+            # YAML forbids it, and the file's editor (ruamel.yaml) refuses it: never a silent "last wins".
+            first = result.key_lines[key] + 1
+            raise YamlSyntaxError(key_node.start_mark.line, f"duplicate key {key!r} (first on line {first})")
         result[key] = loader.construct_object(value_node, deep=True)
         result.key_lines[key] = key_node.start_mark.line
     return result

@@ -107,6 +107,14 @@ def test_yaml_syntax_error_names_the_line(tmp_path: Path) -> None:
         load_config(path)
 
 
+def test_a_key_given_twice_is_an_error_not_a_silent_last_wins(tmp_path: Path) -> None:
+    path = tmp_path / "feeds.yaml"
+    path.write_text("settings:\n  archive_dir: archive\n  archive_dir: other\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as raised:
+        load_config(path)
+    assert str(raised.value) == f"{path}:3: YAML syntax error: duplicate key 'archive_dir' (first on line 2)"
+
+
 def test_reserved_and_invalid_category_slugs(tmp_path: Path) -> None:
     path = tmp_path / "feeds.yaml"
     path.write_text("categories:\n  all: {}\n  Bad Slug: {}\n", encoding="utf-8")
