@@ -150,9 +150,9 @@ def run_fetch(config: Config, urls: tuple[str, ...], category: str | None, progr
                 def advance(_outcome: UpdateOutcome) -> None:
                     bar.update(1)
 
-                summary = asyncio.run(update_feeds(config, feeds, archive, on_outcome=advance))
+                summary = asyncio.run(update_feeds(config, feeds, archive, on_outcome=advance, log_outcomes=False))
         else:
-            summary = asyncio.run(update_feeds(config, feeds, archive, on_outcome=_log_line))
+            summary = asyncio.run(update_feeds(config, feeds, archive, on_outcome=_log_line, log_outcomes=False))
         seconds = time.monotonic() - started
         for line in _summary_lines(summary, seconds, archive):
             click.echo(line)

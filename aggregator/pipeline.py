@@ -232,12 +232,27 @@ def _outcome(poll: PollRecord, new: int, updated: int, changed: tuple[str, ...])
     )
 
 
+def _log_outcome(outcome: UpdateOutcome) -> None:
+    if outcome.status in ("error", "gone"):
+        log.warning("%s: %s", outcome.url, outcome.error, extra=_log_fields(outcome))
+    elif outcome.status != "skipped":
+        log.info(
+            "%s: %s, %d new, %d updated",
+            outcome.url,
+            outcome.status,
+            outcome.new,
+            outcome.updated,
+            extra=_log_fields(outcome),
+        )
+
+
 async def update_feeds(
     config: Config,
     feeds: Sequence[FeedConfig],
     archive: Archive,
     *,
     on_outcome: Callable[[UpdateOutcome], None] | None = None,
+    log_outcomes: bool = True,
     skip_gone: bool = True,
     client: HttpClient | None = None,
     parser: ParserPool | None = None,
@@ -258,17 +273,8 @@ async def update_feeds(
 
     def report(outcome: UpdateOutcome) -> None:
         summary.outcomes.append(outcome)
-        if outcome.status in ("error", "gone"):
-            log.warning("%s: %s", outcome.url, outcome.error, extra=_log_fields(outcome))
-        elif outcome.status != "skipped":
-            log.info(
-                "%s: %s, %d new, %d updated",
-                outcome.url,
-                outcome.status,
-                outcome.new,
-                outcome.updated,
-                extra=_log_fields(outcome),
-            )
+        if log_outcomes:  # unless the caller reports each outcome itself (fetch-now's bar or lines)
+            _log_outcome(outcome)
         if on_outcome is not None:
             on_outcome(outcome)
 

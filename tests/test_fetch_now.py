@@ -9,6 +9,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
@@ -283,7 +284,9 @@ def test_duplicate_ids_in_one_document_do_not_crash(httpserver: HTTPServer, make
     assert summary.outcomes[0].status == "ok" and summary.new == 2
 
 
-def test_fetch_now_cli_summary_and_exit_codes(httpserver: HTTPServer, tmp_path: Path) -> None:
+def test_fetch_now_cli_summary_and_exit_codes(
+    httpserver: HTTPServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     httpserver.expect_request("/ok").respond_with_data(rss([item(1), item(2)]), content_type="application/rss+xml")
     httpserver.expect_request("/missing").respond_with_data("nope", status=404)
     path = write_config(
@@ -301,6 +304,9 @@ def test_fetch_now_cli_summary_and_exit_codes(httpserver: HTTPServer, tmp_path: 
     assert "1 ok, 0 not modified, 1 failed" in result.output
     assert "2 new entries" in result.output
     assert f"{httpserver.url_for('/missing')}: HTTP 404 NOT FOUND" in result.output
+    # Each feed is reported once by fetch-now itself (one line, or the progress bar), not again as a log
+    # record that would land inside the progress bar.
+    assert not [r for r in caplog.records if r.name.startswith("aggregator") and "/missing" in r.getMessage()]
     only_tech = runner.invoke(main, ["--config", str(path), "fetch-now", "--category", "tech"])
     assert only_tech.exit_code == 1  # nothing could be fetched
     assert "error: no feed could be fetched" in only_tech.output
