@@ -36,6 +36,7 @@ class NewFeed:
     url: str
     category: str
     title: str | None = None
+    enabled: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,9 +108,9 @@ class FeedsFile:
             text = self._append_feeds(text, feeds)
 
         def expected(old: Config, new: Config) -> bool:
-            added = {(f.url, f.category, f.title) for f in feeds}
-            return {(f.url, f.category, f.title) for f in new.feeds} == {
-                (f.url, f.category, f.title) for f in old.feeds
+            added = {(f.url, f.category, f.title, f.enabled) for f in feeds}
+            return {(f.url, f.category, f.title, f.enabled) for f in new.feeds} == {
+                (f.url, f.category, f.title, f.enabled) for f in old.feeds
             } | added and set(new.categories) == set(old.categories) | {c.slug for c in categories}
 
         self._replace(text, expected)
@@ -216,6 +217,8 @@ class FeedsFile:
             block.append(" " * keys + f"category: {_scalar(feed.category)}\n")
             if feed.title:
                 block.append(" " * keys + f"title: {_scalar(feed.title)}\n")
+            if not feed.enabled:
+                block.append(" " * keys + "enabled: false\n")
         lines = text.splitlines(keepends=True)
         if spans:
             at = spans[-1][1].last + 1

@@ -27,6 +27,10 @@ from .slugs import ascii_slug
 OPML_NS = "https://github.com/aggregator-archive/aggregator/opml"
 ET.register_namespace("aggregator", OPML_NS)
 _SLUG_ATTRIBUTE = f"{{{OPML_NS}}}slug"
+# On feed outlines we write: the title is the operator's own (feeds.yaml `title:`), not the feed's; and
+# the feed is disabled. Without the first, a re-import would freeze every feed's current title.
+_OVERRIDE_ATTRIBUTE = f"{{{OPML_NS}}}title-override"
+_ENABLED_ATTRIBUTE = f"{{{OPML_NS}}}enabled"
 
 
 class OpmlError(ConfigError):
@@ -39,6 +43,8 @@ class OpmlFeed:
     title: str
     folder: str | None  # the title of the innermost folder holding it
     folder_slug: str | None  # our own slug attribute on that folder, when the file came from us
+    title_override: bool = True  # whether `title` is one to keep (in files from us: only when marked)
+    enabled: bool = True
 
 
 @dataclass
@@ -78,7 +84,15 @@ def _outlines(node: ET.Element, folder: str | None, folder_slug: str | None) -> 
         text = (outline.get("title") or outline.get("text") or "").strip()
         url = (outline.get("xmlUrl") or outline.get("xmlurl") or "").strip()
         if url:
-            yield OpmlFeed(url=url, title=text, folder=folder, folder_slug=folder_slug)
+            ours = folder_slug is not None  # a folder carrying our slug: the file is an export of ours
+            yield OpmlFeed(
+                url=url,
+                title=text if text != url else "",
+                folder=folder,
+                folder_slug=folder_slug,
+                title_override=outline.get(_OVERRIDE_ATTRIBUTE) == "true" if ours else True,
+                enabled=outline.get(_ENABLED_ATTRIBUTE) != "false",
+            )
         # A feed outline with children is unusual but legal: its children keep the enclosing folder.
         inner_folder, inner_slug = (folder, folder_slug) if url else (text or folder, outline.get(_SLUG_ATTRIBUTE))
         yield from _outlines(outline, inner_folder, inner_slug)
@@ -109,7 +123,8 @@ def plan_import(config: Config, feeds: list[OpmlFeed], category: str | None) -> 
         else:
             slug = _folder_category(feed, config, by_title, created, plan)
         configured.add(feed.url)
-        plan.feeds.append(NewFeed(url=feed.url, category=slug, title=feed.title or None))
+        title = feed.title if feed.title_override and feed.title else None
+        plan.feeds.append(NewFeed(url=feed.url, category=slug, title=title, enabled=feed.enabled))
     return plan
 
 
@@ -151,6 +166,10 @@ def export_opml(config: Config, feed_info: dict[str, tuple[str, str]] | None = N
             attributes = {"type": "rss", "text": title, "title": title, "xmlUrl": feed.url}
             if site_url:
                 attributes["htmlUrl"] = site_url
+            if feed.title:
+                attributes[_OVERRIDE_ATTRIBUTE] = "true"
+            if not feed.enabled:
+                attributes[_ENABLED_ATTRIBUTE] = "false"
             ET.SubElement(folder, "outline", attributes)
     ET.indent(root, space="  ")
     return ('<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n").encode("utf-8")

@@ -126,3 +126,30 @@ def test_export_round_trips_into_an_empty_config(sample_config: Path, tmp_path: 
     original, copy = load_config(sample_config), load_config(empty)
     assert {f.url: f.category for f in copy.feeds} == {f.url: f.category for f in original.feeds}
     assert {s: c.title for s, c in copy.categories.items()} == {s: c.title for s, c in original.categories.items()}
+
+
+def test_a_round_trip_keeps_titles_as_they_were_and_disabled_feeds_disabled(tmp_path: Path) -> None:
+    # Exported titles are the feeds' own (or their URL when none is known yet): importing them back must
+    # not turn them into `title:` overrides that freeze them. An operator's override and a disabled
+    # feed come back as they were.
+    source = tmp_path / "feeds.yaml"
+    source.write_text(
+        "categories:\n  tech: {title: Engineering}\nfeeds:\n"
+        "  - url: https://a.example/feed.xml\n    category: tech\n"
+        "  - url: https://b.example/rss\n    category: tech\n    title: My name for B\n"
+        "  - url: https://c.example/off.xml\n    category: tech\n    enabled: false\n",
+        "utf-8",
+    )
+    code, exported, err = run(source, "opml", "export")
+    assert code == 0, err
+    target = tmp_path / "other" / "feeds.yaml"
+    target.parent.mkdir()
+    target.write_text("feeds: []\n", "utf-8")
+    code, _out, err = run(target, "opml", "import", "-", stdin=exported.encode("utf-8"))
+    assert code == 0, err
+    feeds = {f.url: (f.title, f.enabled) for f in load_config(target).feeds}
+    assert feeds == {
+        "https://a.example/feed.xml": (None, True),
+        "https://b.example/rss": ("My name for B", True),
+        "https://c.example/off.xml": (None, False),
+    }
