@@ -124,12 +124,18 @@ def _summary_lines(summary: RunSummary, seconds: float, archive: Archive) -> lis
     if summary.failed:
         lines.append("Failed feeds:")
         lines.extend(f"  {o.url}: {o.error}" for o in summary.failed)
+    partial = [o for o in summary.outcomes if o.warning]
+    if partial:
+        lines.append("Feeds read only in part:")
+        lines.extend(f"  {o.url}: {o.warning}" for o in partial)
     return lines
 
 
 def _log_line(outcome: UpdateOutcome) -> None:
     """One plain line per feed on stderr, for logs and pipes where a progress bar makes no sense."""
     detail = outcome.error if outcome.error else f"{outcome.new} new, {outcome.updated} updated"
+    if outcome.warning:
+        detail += f"; warning: {outcome.warning}"
     click.echo(f"{outcome.status:<12} {outcome.url}  {detail}", err=True)
 
 

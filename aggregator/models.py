@@ -230,6 +230,7 @@ class StoreResult:
     updated: int = 0
     new_ids: tuple[str, ...] = ()
     updated_ids: tuple[str, ...] = ()
+    warning: str = ""  # the document was read only in part (not well-formed): what the parser said
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,6 +243,7 @@ class UpdateOutcome:
     error: str = ""
     moved_to: str | None = None
     changed_ids: tuple[str, ...] = field(default=())
+    warning: str = ""  # an ok poll of a document read only in part
 
 
 @dataclass(frozen=True, slots=True)

@@ -140,6 +140,7 @@ def run_store_batch(jobs: list[StoreJob], slot: int = -1) -> list[StoreResult | 
     that document's message; a batch the archive refuses is stored again feed by feed, so that one
     feed's storage error is only that feed's."""
     results: list[StoreResult | StorageFailure | str] = []
+    warnings: dict[int, str] = {}
     parsed_polls: dict[Path, list[tuple[int, PollRecord]]] = {}
     for index, job in enumerate(jobs):
         _mark(slot, index)
@@ -150,15 +151,21 @@ def run_store_batch(jobs: list[StoreJob], slot: int = -1) -> list[StoreResult | 
             lookup = partial(_stored_fingerprints, job.archive, slot, index)
         parsed = run_parse_job(job.parse, lookup)
         if isinstance(parsed, ParsedFeed):
+            if parsed.warning:
+                warnings[index] = f"not well-formed, read as far as it goes ({parsed.warning})"
             try:
-                parsed_polls.setdefault(job.archive, []).append((index, _poll_of(job, parsed)))
+                parsed_polls.setdefault(job.archive, []).append((index, _poll_of(job, parsed, warnings.get(index, ""))))
             except Exception as error:  # a bug on one feed must not take its batch-mates with it
                 parsed = f"parser failed: {type(error).__name__}: {error}"
         results.append(parsed if isinstance(parsed, str) else StoreResult())
     _mark(slot, len(jobs))
     for path, polls in parsed_polls.items():
         for (index, _), result in zip(polls, _store(path, [poll for _, poll in polls]), strict=True):
-            results[index] = result
+            results[index] = (
+                replace(result, warning=warnings[index])
+                if index in warnings and isinstance(result, StoreResult)
+                else result
+            )
     return results
 
 
@@ -189,9 +196,10 @@ def _store(path: Path, polls: list[PollRecord]) -> list[StoreResult | StorageFai
     return [_store(path, [poll])[0] for poll in polls]
 
 
-def _poll_of(job: StoreJob, parsed: ParsedFeed) -> PollRecord:
+def _poll_of(job: StoreJob, parsed: ParsedFeed, warning: str = "") -> PollRecord:
     return replace(
         job.poll,
+        error=f"warning: {warning}" if warning else job.poll.error,  # shown by `status` beside "ok"
         title=job.title_override or parsed.title,
         site_url=parsed.link,
         format=parsed.format,

@@ -219,7 +219,7 @@ class StoredPoll:
     result: StoreResult | StorageFailure
 
 
-def _outcome(poll: PollRecord, new: int, updated: int, changed: tuple[str, ...]) -> UpdateOutcome:
+def _outcome(poll: PollRecord, new: int, updated: int, changed: tuple[str, ...], warning: str = "") -> UpdateOutcome:
     return UpdateOutcome(
         url=poll.url,
         category=poll.category,
@@ -229,12 +229,23 @@ def _outcome(poll: PollRecord, new: int, updated: int, changed: tuple[str, ...])
         error=poll.error,
         moved_to=poll.fetch_url,
         changed_ids=changed,
+        warning=warning,
     )
 
 
 def _log_outcome(outcome: UpdateOutcome) -> None:
     if outcome.status in ("error", "gone"):
         log.warning("%s: %s", outcome.url, outcome.error, extra=_log_fields(outcome))
+    elif outcome.warning:
+        log.warning(
+            "%s: %s, %d new, %d updated; %s",
+            outcome.url,
+            outcome.status,
+            outcome.new,
+            outcome.updated,
+            outcome.warning,
+            extra=_log_fields(outcome),
+        )
     elif outcome.status != "skipped":
         log.info(
             "%s: %s, %d new, %d updated",
@@ -333,7 +344,8 @@ async def update_feeds(
                     report(_failed(polled.poll, polled.result.message))
                 else:
                     stored = polled.result
-                    report(_outcome(polled.poll, stored.new, stored.updated, stored.new_ids + stored.updated_ids))
+                    changed = stored.new_ids + stored.updated_ids
+                    report(_outcome(polled.poll, stored.new, stored.updated, changed, stored.warning))
                 return
             # Still holding the slot: when the writer falls behind, fetching waits for it.
             await queue.put(polled)

@@ -15,6 +15,7 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from aggregator.cli import main
+from aggregator.config import load_config
 from aggregator.models import Config
 from aggregator.outputs import MARK_FILE
 from aggregator.store import Archive
@@ -475,3 +476,29 @@ def test_entries_a_killed_run_stored_are_published_by_the_next_run(
     assert CliRunner().invoke(main, cli).exit_code == 0
     assert len(list(posts.iterdir())) == 4
     assert (config.settings.archive_dir / "feeds" / "news.atom").read_text(encoding="utf-8").count("<entry>") == 4
+
+
+def test_a_truncated_document_keeps_what_it_holds_and_says_it_was_read_in_part(
+    httpserver: HTTPServer, tmp_path: Path
+) -> None:
+    whole = rss([item(i) for i in range(4)])
+    cut = whole[: whole.index(b"<item>", whole.index(b"<item>") + 1) + 20]  # inside the second item
+    httpserver.expect_request("/cut.xml").respond_with_data(cut, content_type="application/rss+xml")
+    httpserver.expect_request("/whole.xml").respond_with_data(whole, content_type="application/rss+xml")
+    path = write_config(
+        tmp_path,
+        [{"url": httpserver.url_for(p), "category": "news"} for p in ("/cut.xml", "/whole.xml")],
+        publish=False,
+    )
+    result = CliRunner().invoke(main, ["--config", str(path), "fetch-now"])
+    assert result.exit_code == 0, result.output
+    assert "Feeds read only in part:" in result.output
+    [line] = [line for line in result.output.splitlines() if line.startswith(f"  {httpserver.url_for('/cut.xml')}:")]
+    assert "not well-formed, read as far as it goes" in line
+    assert httpserver.url_for("/whole.xml") not in result.output.split("Feeds read only in part:")[1]
+    config = load_config(path)
+    statuses = dict(rows(config, "SELECT url, last_status || ' ' || last_error FROM feeds"))
+    assert statuses[httpserver.url_for("/cut.xml")].startswith("ok warning: not well-formed")
+    assert statuses[httpserver.url_for("/whole.xml")] == "ok "
+    # The first item whole, and what the parser made of the second's beginning.
+    assert rows(config, "SELECT count(*) FROM entries WHERE feed_url LIKE '%cut.xml'") == [(2,)]
