@@ -8,6 +8,7 @@ Jekyll itself: they are copied as they are, never run through Jinja.
 
 from __future__ import annotations
 
+import hashlib
 import posixpath
 import re
 from collections.abc import Sequence
@@ -231,6 +232,14 @@ class Renderer:
             return self.env.get_template(name).render(**context)
         except jinja2.TemplateError as error:
             raise SiteTemplateError(f"template {name}: {error}") from None
+
+    def fingerprint(self) -> str:
+        """A hash of every template as this renderer sees it (an operator's own included) and of this
+        module's code: when it changes, pages rendered before may differ from what it would render now."""
+        digest = hashlib.sha256(Path(__file__).read_bytes())
+        for name in sorted(self.env.list_templates()):
+            digest.update(f"\x00{name}\x00{self.source(name)}".encode())
+        return digest.hexdigest()
 
     def source(self, name: str) -> str:
         """A template's text as it is (for Jekyll's own Liquid layouts)."""

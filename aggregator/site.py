@@ -9,6 +9,7 @@ entries), so a new entry rewrites the category's front page and its newest page 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections import deque
@@ -30,6 +31,8 @@ from .store import Archive
 
 # A cache of post slugs beside the Jekyll site (Jekyll ignores dot files); deleting it only costs time.
 SLUG_CACHE = ".post-slugs.json"
+# What each category's posts were last rendered with besides their entries (see _Site.post_contexts).
+POST_CONTEXTS = ".post-contexts.json"
 SLUG_CACHE_VERSION = 2
 
 _ID_CHUNK = 500
@@ -164,6 +167,30 @@ class _Site:
         for row in self.rows:
             self.by_category[row.category].append(row)
         self.feed_tags = {feed.url: config.feed_tags(feed) for feed in config.feeds}
+        self.contexts_path = settings.archive_dir / "site" / POST_CONTEXTS
+
+    def post_contexts(self) -> dict[str, str]:
+        """category slug -> a hash of everything its posts show besides their entries: the site's title,
+        address and zone, the category's title and tags, its feeds' tags, the templates and the code."""
+        shared = json.dumps([self.info.title, self.info.language, self.info.base_url, self.zone.key])
+        shared += self.renderer.fingerprint()
+        contexts = {}
+        for slug, category in self.categories.items():
+            tags = sorted((f.url, self.feed_tags[f.url]) for f in self.config.feeds if f.category == slug)
+            text = json.dumps([shared, slug, category.title, category.tags, tags], ensure_ascii=False)
+            contexts[slug] = hashlib.sha256(text.encode()).hexdigest()
+        return contexts
+
+    def stale_categories(self, contexts: dict[str, str]) -> set[str]:
+        """Categories whose posts were rendered with another context than `contexts` (all of them when
+        the record is missing: an archive published by an older version)."""
+        try:
+            before = json.loads(self.contexts_path.read_bytes())
+        except (OSError, ValueError):
+            before = {}
+        if not isinstance(before, dict):
+            before = {}
+        return {slug for slug, context in contexts.items() if before.get(slug) != context}
 
     def _assign_slugs(self) -> dict[str, str]:
         """Slugs for every entry, reusing last run's where nothing they depend on changed (computing a
@@ -354,17 +381,29 @@ def write_site(
     report = SiteReport()
     with ThreadPoolExecutor(max_workers=_WRITE_THREADS, thread_name_prefix="site-write") as pool:
         site = _Site(config, archive, report, pool)
+        contexts = site.post_contexts()
         try:
-            _write(site, archive, entry_ids, rebuild)
+            _write(site, archive, entry_ids, rebuild, site.stale_categories(contexts))
         finally:
             site.jekyll.finish()
             site.public.finish()
+        write_atomic(site.contexts_path, json.dumps(contexts, sort_keys=True).encode())
     report.written_paths.sort()
     return report
 
 
-def _write(site: _Site, archive: Archive, entry_ids: set[str] | None, rebuild: bool) -> None:
+def _write(site: _Site, archive: Archive, entry_ids: set[str] | None, rebuild: bool, stale: set[str]) -> None:
     site.write_jekyll_frame()
+    if stale and not rebuild:
+        # A category's title or tags, the site's address, a template or the renderer changed: every post
+        # of those categories is rendered again (only files whose bytes change are written), and every
+        # listing, as a first run would.
+        rendered = {row.id for slug in stale for row in site.by_category[slug]}
+        rendered |= {entry_id for entry_id in entry_ids or () if entry_id in site.by_id}
+        site.write_posts(_entries_by_id(archive, sorted(rendered)))
+        entry_ids = None
+    else:
+        rendered = set()
     if site.moved:
         # Posts whose path changed: remove the old files, write those posts (with whatever else changed)
         # and then every listing, as a first run would.
@@ -381,7 +420,8 @@ def _write(site: _Site, archive: Archive, entry_ids: set[str] | None, rebuild: b
         missing = [
             row.id
             for row in site.rows
-            if not (site.jekyll.exists(site.row_paths(row)[0]) and site.public.exists(site.row_paths(row)[1]))
+            if row.id not in rendered
+            and not (site.jekyll.exists(site.row_paths(row)[0]) and site.public.exists(site.row_paths(row)[1]))
         ]
         site.write_posts(_entries_by_id(archive, missing))
     else:

@@ -256,3 +256,26 @@ def test_a_feed_moved_to_another_category_moves_its_posts(httpserver: HTTPServer
     feeds = config.settings.archive_dir / "feeds"
     assert "Item 1" in (feeds / "tech.atom").read_text(encoding="utf-8")
     assert "Item 1" not in (feeds / "news.atom").read_text(encoding="utf-8")
+
+
+def test_a_new_category_title_reaches_every_post_without_a_rebuild(make_config: Callable[..., Config]) -> None:
+    # Posts show their category's title (and tags, the site's address): a plain publish after the
+    # operator changes them renders those posts again, writing only files whose bytes change.
+    feeds = [{"url": "https://source.example.com/feed.xml", "category": "news"}]
+    config = make_config(feeds, categories={"news": {"title": "Old name"}})
+    store(config, [make_entry(f"Post {n}", f"k{n}", cst(2024, 3, n + 1, 9, 0, 0)) for n in range(3)], "news")
+    with Archive.open(config.settings.database_path) as archive:
+        write_site(config, archive)
+    renamed = make_config(feeds, categories={"news": {"title": "New name"}})
+    with Archive.open(config.settings.database_path) as archive:
+        report = write_site(renamed, archive)
+        assert report.posts_written == 6  # three Jekyll posts, three plain-HTML ones
+        posts = sorted((config.settings.archive_dir / "site" / "_posts").glob("*.md"))
+        assert len(posts) == 3 and all("[返回New name](" in p.read_text(encoding="utf-8") for p in posts)
+        assert write_site(renamed, archive).written == 0
+        # Fetch-time publishes (only the new entries named) see the change as well.
+        store(renamed, [make_entry("Post 3", "k3", cst(2024, 3, 9, 9, 0, 0))], "news")
+        changed = make_config(feeds, categories={"news": {"title": "Newer name", "tags": ["t1"]}})
+        report = write_site(changed, archive, entry_ids={make_entry("Post 3", "k3", cst(2024, 3, 9, 9, 0, 0)).id})
+        assert report.posts_written == 8
+        assert all("tags: t1" in p.read_text(encoding="utf-8") for p in posts)
