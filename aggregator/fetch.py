@@ -274,6 +274,9 @@ def parse_max_age(cache_control: str | None) -> int | None:
     return int(match.group(1)) if match else None
 
 
+_BYTES_REPR = re.compile(r"bytearray\(b('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\")\)")
+
+
 def _describe(error: BaseException) -> str:
     if isinstance(error, httpx.ConnectTimeout):
         return "timed out while connecting"
@@ -287,7 +290,9 @@ def _describe(error: BaseException) -> str:
     if isinstance(error, httpx.ReadError | httpx.WriteError):
         return f"connection lost: {error}" if str(error) else "connection lost"
     if isinstance(error, httpx.RemoteProtocolError):
-        return f"broken response: {error}" if str(error) else "broken response (connection closed early)"
+        # h11 quotes the offending bytes as a Python repr ("bytearray(b'ZZZZ\\r\\n')"): show them as text.
+        detail = _BYTES_REPR.sub(r"\1", str(error))
+        return f"broken response: {detail}" if detail else "broken response (connection closed early)"
     if isinstance(error, httpx.TooManyRedirects):
         return "too many redirects"
     if isinstance(error, httpx.HTTPError):
@@ -364,7 +369,8 @@ async def _fetch(
                         return FetchFailure(refused)
                     status = response.status_code
                     if status not in _PERMANENT and status not in _TEMPORARY:
-                        return await _finish(response, url, status, settings, permanent_url)
+                        conditional = "If-None-Match" in headers or "If-Modified-Since" in headers
+                        return await _finish(response, url, status, settings, permanent_url, conditional)
                     location = response.headers.get("Location")
                     await _drain(response)
             finally:
@@ -400,12 +406,20 @@ def _peer_address(response: httpx.Response) -> str | None:
 
 
 async def _finish(
-    response: httpx.Response, url: str, status: int, settings: Settings, permanent_url: str | None
+    response: httpx.Response,
+    url: str,
+    status: int,
+    settings: Settings,
+    permanent_url: str | None,
+    conditional: bool = True,
 ) -> FetchResult:
     headers = response.headers
     max_age = parse_max_age(headers.get("Cache-Control"))
     if status < 200 or status >= 300:
         await _drain(response)
+    if status == 304 and not conditional:
+        # Nothing was cached to be "not modified": taken as such, the feed would never be read.
+        return FetchFailure("HTTP 304 Not Modified to a request that was not conditional", status=304)
     if status == 304:
         return NotModified(
             permanent_url=permanent_url,

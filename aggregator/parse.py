@@ -21,7 +21,9 @@ from .jsonfeed import looks_like_json, parse_json_feed
 from .models import Enclosure, RawEntry, RawFeed, RawText
 
 MAX_PERSON_FIELD = 1000
-_HTML_START = re.compile(rb"^\s*(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html|head|body)[\s>]", re.IGNORECASE | re.DOTALL)
+_HTML_START = re.compile(
+    rb"^(?:\xef\xbb\xbf)?\s*(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html|head|body)[\s>]", re.IGNORECASE | re.DOTALL
+)  # after a UTF-8 byte order mark, as many pages have
 _FORMATS = {
     "rss090": "RSS 0.90",
     "rss091n": "RSS 0.91",

@@ -107,8 +107,14 @@ def test_one_failing_feed_does_not_stop_the_others(httpserver: HTTPServer, make_
         "<!DOCTYPE html><html><body>Not here</body></html>", content_type="text/html"
     )
     httpserver.expect_request("/empty").respond_with_data(b"", content_type="application/rss+xml")
+    httpserver.expect_request("/bom-html").respond_with_data(
+        b"\xef\xbb\xbf<!DOCTYPE html><html><body>Not here</body></html>", content_type="text/html"
+    )
+    httpserver.expect_request("/unasked-304").respond_with_data(b"", status=304)
     config = make_config(
         [
+            {"url": httpserver.url_for("/bom-html"), "category": "news"},
+            {"url": httpserver.url_for("/unasked-304"), "category": "news"},
             {"url": httpserver.url_for("/broken"), "category": "news"},
             {"url": httpserver.url_for("/ok"), "category": "news"},
             {"url": httpserver.url_for("/html"), "category": "news"},
@@ -121,10 +127,13 @@ def test_one_failing_feed_does_not_stop_the_others(httpserver: HTTPServer, make_
     assert by_url["ok"].status == "ok" and by_url["ok"].new == 1
     assert by_url["broken"].error == "HTTP 500 INTERNAL SERVER ERROR"
     assert "not a feed: the server sent an HTML page" in by_url["html"].error
+    assert "not a feed: the server sent an HTML page" in by_url["bom-html"].error
+    # A 304 to a request that named no cached copy is no answer: never "not modified" forever.
+    assert by_url["unasked-304"].error == "HTTP 304 Not Modified to a request that was not conditional"
     assert "empty body" in by_url["empty"].error
     assert by_url["closed-port"].error.startswith("connection failed")
     errors = dict(rows(config, "SELECT url, consecutive_errors FROM feeds WHERE last_status = 'error'"))
-    assert len(errors) == 4 and set(errors.values()) == {1}
+    assert len(errors) == 6 and set(errors.values()) == {1}
     run_update(config)
     assert set(
         dict(rows(config, "SELECT url, consecutive_errors FROM feeds WHERE last_status = 'error'")).values()

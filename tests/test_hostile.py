@@ -55,6 +55,10 @@ def _truncated_gzip(conn: socket.socket) -> None:
     conn.sendall(head + body)
 
 
+def _bad_chunk(conn: socket.socket) -> None:
+    conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nZZZZ\r\nabc\r\n0\r\n\r\n")
+
+
 def _huge_headers(conn: socket.socket) -> None:
     conn.sendall(b"HTTP/1.1 200 OK\r\nX-Junk: " + b"a" * 200_000 + b"\r\nContent-Length: 0\r\n\r\n")
 
@@ -64,7 +68,7 @@ def test_network_families_fail_cleanly_and_spare_the_other_feeds(
 ) -> None:
     httpserver.expect_request("/good").respond_with_data(GOOD, content_type="application/rss+xml")
     servers = {"drip": _drip, "endless": _endless, "truncated": _truncated, "badgzip": _bad_gzip}
-    servers |= {"truncgzip": _truncated_gzip, "headers": _huge_headers}
+    servers |= {"truncgzip": _truncated_gzip, "headers": _huge_headers, "chunk": _bad_chunk}
     from contextlib import ExitStack
 
     with ExitStack() as stack:
@@ -86,6 +90,7 @@ def test_network_families_fail_cleanly_and_spare_the_other_feeds(
         "truncgzip"
     ].startswith("broken response")
     assert errors["headers"].startswith("broken response")
+    assert errors["chunk"] == "broken response: illegal chunk header: 'ZZZZ\\r\\n'"  # no Python repr
     assert all("\n" not in e for e in errors.values())
 
 
