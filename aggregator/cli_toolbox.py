@@ -110,6 +110,10 @@ def search_command(
     config = _config(ctx)
     _check_category(config, category)
     with _open_existing_archive(config) as archive:
+        configured = {f.url for f in config.feeds}
+        # A feed removed from the config still counts while the archive holds its entries.
+        if feed_url is not None and feed_url not in configured and not archive.count_entries(feed_url=feed_url):
+            raise ConfigError(f"{config.path}: unknown feed {feed_url!r} (not in the config nor in the archive)")
         order: SortOrder = "date" if sort == "date" else "rank"
         result = search(archive, query, category=category, feed_url=feed_url, since=since, limit=limit, sort=order)
     if result.ignored_terms:

@@ -165,7 +165,7 @@ SETTING_READERS: dict[str, Callable[[Any], Any]] = {
     "parse_timeout": _seconds,
     "parse_memory_limit": parse_size,
     "publish": _boolean,
-    "allow_hosts": lambda value: tuple(h.lower() for h in _string_list(value)),
+    "allow_hosts": lambda value: tuple(_host_port(h) for h in _string_list(value)),
     "strict_network": _boolean,
     "feed_entries": _positive_int,
     "serve_host": _text,
@@ -202,6 +202,16 @@ def _string_list(value: object) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
         raise ValueError(f"must be a list of non-empty text, got {value!r}")
     return tuple(v.strip() for v in value)
+
+
+def _host_port(value: str) -> str:
+    """`host:port` or `[IPv6]:port`, lowercased: the form redirects and discovered URLs are checked in."""
+    if (
+        not re.fullmatch(r"(?:\[[0-9a-fA-F:.]+\]|[^\s:/\[\]]+):[0-9]{1,5}", value)
+        or not 0 < int(value.rsplit(":", 1)[1]) < 65536
+    ):
+        raise ValueError(f"entries must be host:port (e.g. intranet.example:8080), got {value!r}")
+    return value.lower()
 
 
 def _feed_url(value: object) -> str:
@@ -313,6 +323,9 @@ def _read_settings(node: Any, document: Any, path: Path, problems: _Problems) ->
             "settings.min_interval",
             f"must not exceed max_interval ({format_duration(settings.max_interval)})",
         )
+    templates = settings.templates_dir
+    if templates is not None and not (templates if templates.is_absolute() else path.parent / templates).is_dir():
+        problems.add(key_line(node, "templates_dir"), "settings.templates_dir", f"{str(templates)!r} is not a folder")
     return settings
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -183,3 +184,21 @@ def test_global_options_work_after_the_command_name(tmp_path: Path) -> None:
         result = CliRunner().invoke(main, args)
         assert result.exit_code == 2, result.output
         assert f"{path}:2: feeds[0].url: unsupported URL scheme 'gopher'" in result.output
+
+
+@pytest.mark.parametrize(
+    ("setting", "expected"),
+    [
+        ("templates_dir: nodir", ":2: settings.templates_dir: 'nodir' is not a folder"),
+        ("allow_hosts: [intranet]", ":2: settings.allow_hosts: entries must be host:port"),
+        ("allow_hosts: ['intranet:99999']", ":2: settings.allow_hosts: entries must be host:port"),
+    ],
+)
+def test_settings_that_could_never_work_are_refused_when_loading(tmp_path: Path, setting: str, expected: str) -> None:
+    path = tmp_path / "feeds.yaml"
+    path.write_text(f"settings:\n  {setting}\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=re.escape(expected)):
+        load_config(path)
+    (tmp_path / "nodir").mkdir()
+    path.write_text("settings:\n  templates_dir: nodir\n  allow_hosts: ['intranet:8080', '[::1]:80']\n", "utf-8")
+    assert load_config(path).settings.allow_hosts == ("intranet:8080", "[::1]:80")

@@ -115,6 +115,8 @@ def test_bad_input_is_one_line(sample_config: Path, tmp_path: Path) -> None:
     assert code == 1 and err.startswith("error: empty search query")
     code, _out, err = invoke(sample_config, "search", "x", "--category", "nope")
     assert code == 2 and "unknown category 'nope'" in err
+    code, _out, err = invoke(sample_config, "search", "x", "--feed", "https://nowhere.example/feed.xml")
+    assert code == 2 and "unknown feed 'https://nowhere.example/feed.xml'" in err and "\n" not in err.strip()
     empty = tmp_path / "empty" / "feeds.yaml"
     empty.parent.mkdir()
     empty.write_text("categories: {a: {title: A}}\nfeeds: []\n", "utf-8")
