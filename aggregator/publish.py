@@ -271,6 +271,11 @@ class _AtomEntryExtension(BaseEntryExtension):
         _sub(source, "link", None, rel="self", href=entry.feed_url)
         if entry.feed_site_url:
             _sub(source, "link", None, rel="alternate", href=entry.feed_site_url)
+        if not entry.author:
+            # An entry without an author takes its source's (RFC 4287 4.2.1), and only without one the
+            # republishing feed's: the source feed, not this archive, wrote it.
+            author = _sub(source, "author", None)
+            _sub(author, "name", _xml(entry.feed_title) or urlsplit(entry.feed_url).hostname or entry.feed_url)
         element.append(source)
         for enclosure in entry.enclosures:
             _sub(element, "link", None, rel="enclosure", **_enclosure_attributes(enclosure), href=enclosure.url)

@@ -383,3 +383,16 @@ def test_an_entry_edited_at_the_source_is_updated_for_readers(config: Config) ->
     items = json.loads((feeds_root(config) / feed_path("tech", "json")).read_text(encoding="utf-8"))["items"]
     [item] = [i for i in items if i["id"].endswith("edited-1")]
     assert item["date_modified"] == "2024-06-03T12:30:00+08:00"
+
+
+def test_an_entry_without_an_author_is_credited_to_its_source_not_to_the_archive(config: Config) -> None:
+    add_odd_entry(config)  # an entry with an author
+    _store_copy(
+        config, "https://quiet.example.net/feed.xml", "anonymous-1", "<p>x</p>", datetime(2024, 6, 2, tzinfo=UTC)
+    )
+    publish(config)
+    atom = feedparser.parse((feeds_root(config) / feed_path("tech", "atom")).read_bytes())
+    [anonymous] = [e for e in atom.entries if e.id.endswith("anonymous-1")]
+    # By RFC 4287 the entry's author is its source's, which names the source feed (its host, as it has
+    # no title yet), not this archive.
+    assert "author" not in anonymous and anonymous.source.author == "quiet.example.net"

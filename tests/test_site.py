@@ -279,3 +279,18 @@ def test_a_new_category_title_reaches_every_post_without_a_rebuild(make_config: 
         report = write_site(changed, archive, entry_ids={make_entry("Post 3", "k3", cst(2024, 3, 9, 9, 0, 0)).id})
         assert report.posts_written == 8
         assert all("tags: t1" in p.read_text(encoding="utf-8") for p in posts)
+
+
+def test_an_untitled_entry_gets_a_visible_clickable_title(make_config: Callable[..., Config]) -> None:
+    config = make_config([{"url": "https://source.example.com/feed.xml", "category": "news"}])
+    store(config, [make_entry("", "untitled", cst(2024, 3, 1, 9, 0, 0))], "news")
+    with Archive.open(config.settings.database_path) as archive:
+        write_site(config, archive)
+    public = config.settings.archive_dir / "public"
+    [post] = (public / "news" / "2024" / "03" / "01").glob("*.html")
+    assert "<h1>(untitled)</h1>" in post.read_text(encoding="utf-8")
+    for listing in (public / "index.html", public / "category" / "news.html"):
+        assert '">(untitled)</a>' in listing.read_text(encoding="utf-8"), listing
+    # The Jekyll post keeps the source's (empty) title; its layouts show the same stand-in.
+    [source] = (config.settings.archive_dir / "site" / "_posts").glob("*.md")
+    assert 'title: ""' in source.read_text(encoding="utf-8")
