@@ -207,13 +207,15 @@ def create_app(config: Config) -> Starlette:
         if target is None:
             return not_found()
         if target.is_dir():
-            if not path.endswith("/"):
-                query = request.url.query
-                return RedirectResponse(path + "/" + (f"?{query}" if query else ""), status_code=301)
+            # Only a folder with a page of its own is one: /feeds (no index) is simply not found, rather
+            # than redirected to a /feeds/ that is not found either.
             target = _resolve(target, ["index.html"])
             if target is None or not target.is_file():
                 return not_found()
-        elif not target.is_file():
+            if not path.endswith("/"):
+                query = request.url.query
+                return RedirectResponse(path + "/" + (f"?{query}" if query else ""), status_code=301)
+        elif not target.is_file() or path.endswith("/"):  # "x.atom/" names a folder, which x.atom is not
             return not_found()
         try:
             stat = target.stat()

@@ -171,6 +171,12 @@ def test_directories_serve_their_index(published: Config, client: httpx.Client) 
     redirect = client.get("/tech", follow_redirects=False)
     assert redirect.status_code == 301 and redirect.headers["location"] == "/tech/"
     assert b"<title>tech</title>" in client.get("/tech/").content
+    # A folder without a page of its own is not found at once, with or without its slash (no redirect
+    # to a 404); a file asked for as a folder is not found either.
+    for path in ("/feeds", "/feeds/"):
+        assert client.get(path, follow_redirects=False).status_code == 404, path
+    assert client.get("/feeds/all.atom").status_code == 200
+    assert client.get("/feeds/all.atom/", follow_redirects=False).status_code == 404
 
 
 def test_gzip_when_accepted(published: Config, client: httpx.Client) -> None:
