@@ -215,6 +215,8 @@ def feeds_add(ctx: click.Context, url: str, category: str, title: str | None, di
     feeds_file = FeedsFile(ctx.obj["config_path"])
     _check_category(feeds_file.config, category)
     feed_url = url
+    # Already there: say so before downloading anything (offline, discovery would fail first).
+    feeds_file.add_feeds([NewFeed(url=url, category=category, title=title)], dry_run=True)
     if discover:
         found = discover_feed(url, feeds_file.config.settings)
         if not found.is_feed:

@@ -204,6 +204,20 @@ def _string_list(value: object) -> tuple[str, ...]:
     return tuple(v.strip() for v in value)
 
 
+def same_feed_key(url: str) -> tuple[str, str, int | None, str, str]:
+    """What makes two feed URLs the same address: scheme and host in any case, the default port written
+    or not, an empty path or "/". (Other spellings, such as a trailing slash, may be different feeds.)"""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if port == {"http": 80, "https": 443}.get(scheme):
+        port = None
+    return scheme, (parts.hostname or "").lower(), port, parts.path or "/", parts.query
+
+
 def _host_port(value: str) -> str:
     """`host:port` or `[IPv6]:port`, lowercased: the form redirects and discovered URLs are checked in."""
     if (
@@ -369,7 +383,7 @@ def _read_feeds(node: Any, document: Any, categories: dict[str, Category], probl
     if not isinstance(node, list):
         problems.add(key_line(document, "feeds"), "feeds", "must be a list of feeds")
         return feeds
-    seen: dict[str, int] = {}
+    seen: dict[tuple[str, str, int | None, str, str], int] = {}
     for index, body in enumerate(node):
         where = f"feeds[{index}]"
         line = item_line(node, index)
@@ -406,12 +420,13 @@ def _read_feeds(node: Any, document: Any, categories: dict[str, Category], probl
             key: _read_field(problems, body, key, where, reader) for key, reader in optional.items() if key in body
         }
         if url is not None:
-            if url in seen:
+            same = same_feed_key(url)
+            if same in seen:
                 problems.add(
-                    key_line(body, "url"), f"{where}.url", f"duplicate feed {url!r} (first at line {seen[url] + 1})"
+                    key_line(body, "url"), f"{where}.url", f"duplicate feed {url!r} (first at line {seen[same] + 1})"
                 )
             else:
-                seen[url] = line or 0
+                seen[same] = line or 0
         if len(problems.lines) > before or url is None or category is None:
             continue
         feeds.append(

@@ -20,7 +20,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
 
 from .atomic import write_text_atomic
-from .config import CATEGORY_SLUG, RESERVED_SLUGS, parse_config
+from .config import CATEGORY_SLUG, RESERVED_SLUGS, parse_config, same_feed_key
 from .errors import ConfigError
 from .models import Config, FeedConfig
 
@@ -94,13 +94,19 @@ class FeedsFile:
 
     # --- edits -----------------------------------------------------------------------------------
 
-    def add_feeds(self, feeds: Sequence[NewFeed], categories: Sequence[NewCategory] = ()) -> None:
-        """Append feeds (and create missing categories) at the end of their sections."""
-        known = {feed.url for feed in self.config.feeds}
+    def add_feeds(
+        self, feeds: Sequence[NewFeed], categories: Sequence[NewCategory] = (), *, dry_run: bool = False
+    ) -> None:
+        """Append feeds (and create missing categories) at the end of their sections; `dry_run` only
+        checks that none of them is configured already."""
+        known = {same_feed_key(feed.url): feed.url for feed in self.config.feeds}
         for feed in feeds:
-            if feed.url in known:
-                raise FeedsFileError(f"{self.path}: feed {feed.url!r} is already configured")
-            known.add(feed.url)
+            if (same := known.get(same_feed_key(feed.url))) is not None:
+                as_written = "" if same == feed.url else f" (as {same!r})"
+                raise FeedsFileError(f"{self.path}: feed {feed.url!r} is already configured{as_written}")
+            known[same_feed_key(feed.url)] = feed.url
+        if dry_run:
+            return
         text = self.text
         if categories:
             text = self._append_categories(text, categories)

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
 
-from .config import CATEGORY_SLUG, RESERVED_SLUGS
+from .config import CATEGORY_SLUG, RESERVED_SLUGS, same_feed_key
 from .errors import ConfigError
 from .feedsfile import NewCategory, NewFeed
 from .models import Config
@@ -106,13 +106,13 @@ def plan_import(config: Config, feeds: list[OpmlFeed], category: str | None) -> 
         raise OpmlError(f"{config.path}: unknown category {category!r} (known: {known})")
     by_title = {c.title: slug for slug, c in config.categories.items()}
     created: dict[str, str] = {}  # folder title -> slug for categories this import creates
-    configured = {f.url for f in config.feeds}
+    configured = {same_feed_key(f.url) for f in config.feeds}
     for feed in feeds:
         parts = urlsplit(feed.url)
         if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
             plan.skipped.append(f"{feed.url}: not an http(s) URL")
             continue
-        if feed.url in configured:
+        if same_feed_key(feed.url) in configured:
             plan.skipped.append(f"{feed.url}: already configured")
             continue
         if category is not None:
@@ -122,7 +122,7 @@ def plan_import(config: Config, feeds: list[OpmlFeed], category: str | None) -> 
             continue
         else:
             slug = _folder_category(feed, config, by_title, created, plan)
-        configured.add(feed.url)
+        configured.add(same_feed_key(feed.url))
         title = feed.title if feed.title_override and feed.title else None
         plan.feeds.append(NewFeed(url=feed.url, category=slug, title=title, enabled=feed.enabled))
     return plan

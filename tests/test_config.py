@@ -68,6 +68,7 @@ def test_good_config_loads_with_defaults_and_relative_paths(tmp_path: Path) -> N
         ("  - url: ftp://a.example/x\n    category: tech\n", ":9: feeds[1].url: unsupported URL scheme 'ftp'"),
         ("  - url: https://a.example/x\n    category: nope\n", ":10: feeds[1].category: unknown category 'nope'"),
         ("  - url: https://example.org/feed.xml\n    category: tech\n", ":9: feeds[1].url: duplicate feed"),
+        ("  - url: HTTPS://Example.ORG:443/feed.xml\n    category: tech\n", ":9: feeds[1].url: duplicate feed"),
         (
             "  - url: https://a.example/x\n    category: tech\n    interval: soon\n",
             ":11: feeds[1].interval: not a duration",

@@ -122,6 +122,8 @@ def test_errors_are_one_line_and_write_nothing(tmp_path: Path) -> None:
     path = feeds_file(tmp_path)
     for args, message in [
         (("feeds", "add", "https://a.example/feed.xml", "--category", "tech", "--no-discover"), "already configured"),
+        # Said before any download: this host does not exist, and discovery would fail on it first.
+        (("feeds", "add", "https://A.example:443/feed.xml", "--category", "tech"), "already configured"),
         (("feeds", "add", "https://x.example/f", "--category", "nope", "--no-discover"), "unknown category 'nope'"),
         (("feeds", "add", "ftp://x.example/f", "--category", "tech", "--no-discover"), "unsupported URL scheme"),
         (("feeds", "remove", "https://missing.example/"), "no feed 'https://missing.example/'"),
