@@ -202,6 +202,8 @@ def fetch_now(ctx: click.Context, urls: tuple[str, ...], category: str | None, p
       aggregator fetch-now https://example.org/feed.xml
     """
     config = load(ctx)
+    if not config.feeds:
+        click.echo(f"warning: {config.path} lists no feeds (add one: aggregator feeds add URL --category C)", err=True)
     show_progress = sys.stderr.isatty() if progress is None else progress
     summary, _seconds = run_fetch(config, urls, category, show_progress)
     if summary.storage_error:

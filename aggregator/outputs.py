@@ -23,8 +23,8 @@ class OutputsReport:
 
     def summary(self) -> str:
         return (
-            f"{self.feeds.summary()} Site: {self.site.posts_written} posts and {self.site.pages_written} pages "
-            f"written, {self.site.unchanged} unchanged."
+            f"{self.feeds.summary()} Site: {self.site.posts_written} post files and {self.site.pages_written} "
+            f"pages written (Jekyll and plain HTML together), {self.site.unchanged} unchanged."
         )
 
 

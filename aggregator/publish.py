@@ -82,7 +82,7 @@ class PublishReport:
     def summary(self) -> str:
         return (
             f"Published {len(self.feeds)} feeds: {len(self.written)} files written, "
-            f"{self.unchanged} unchanged, {self.skipped} skipped (nothing changed)."
+            f"{self.unchanged} unchanged, {self.skipped} not rendered (nothing they show changed)."
         )
 
 

@@ -511,3 +511,11 @@ def test_a_truncated_document_keeps_what_it_holds_and_says_it_was_read_in_part(
     assert statuses[httpserver.url_for("/whole.xml")] == "ok "
     # The first item whole, and what the parser made of the second's beginning.
     assert rows(config, "SELECT count(*) FROM entries WHERE feed_url LIKE '%cut.xml'") == [(2,)]
+
+
+def test_an_empty_config_says_it_lists_no_feeds(tmp_path: Path) -> None:
+    path = tmp_path / "feeds.yaml"
+    path.write_text("", encoding="utf-8")
+    result = CliRunner().invoke(main, ["--config", str(path), "fetch-now"])
+    assert result.exit_code == 0 and "Polled 0 feeds" in result.stdout
+    assert result.stderr.startswith(f"warning: {path} lists no feeds"), result.stderr
