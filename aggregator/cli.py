@@ -168,19 +168,12 @@ def run_fetch(config: Config, urls: tuple[str, ...], category: str | None, progr
 
 
 def _publish_after_fetch(config: Config, archive: Archive, summary: RunSummary) -> None:
-    from .outputs import MARK_FILE, publish_outputs
+    from .outputs import publish_outputs
 
     changed_ids = {entry_id for outcome in summary.outcomes for entry_id in outcome.changed_ids}
-    # The mark is written when a publish completes: until one has, every publish is a full one.
-    first_publish = not (config.settings.archive_dir / MARK_FILE).exists()
-    report = publish_outputs(
-        config,
-        archive,
-        # The first publish of an archive writes everything; later ones what this run changed and what
-        # earlier runs stored but did not publish.
-        categories=None if first_publish else summary.changed_categories,
-        entry_ids=None if first_publish else changed_ids,
-    )
+    # What this run changed; publish_outputs adds what earlier runs stored but did not publish, and
+    # publishes everything until a publish of this archive has completed.
+    report = publish_outputs(config, archive, categories=summary.changed_categories, entry_ids=changed_ids)
     click.echo(report.summary())
 
 

@@ -204,7 +204,7 @@ def _string_list(value: object) -> tuple[str, ...]:
     return tuple(v.strip() for v in value)
 
 
-def same_feed_key(url: str) -> tuple[str, str, int | None, str, str]:
+def same_feed_key(url: str) -> tuple[str, str, str, int | None, str, str]:
     """What makes two feed URLs the same address: scheme and host in any case, the default port written
     or not, an empty path or "/". (Other spellings, such as a trailing slash, may be different feeds.)"""
     parts = urlsplit(url)
@@ -215,7 +215,8 @@ def same_feed_key(url: str) -> tuple[str, str, int | None, str, str]:
         port = None
     if port == {"http": 80, "https": 443}.get(scheme):
         port = None
-    return scheme, (parts.hostname or "").lower(), port, parts.path or "/", parts.query
+    credentials = parts.netloc.rpartition("@")[0]  # two accounts on one server are two feeds
+    return scheme, credentials, (parts.hostname or "").lower(), port, parts.path or "/", parts.query
 
 
 def _host_port(value: str) -> str:
@@ -383,7 +384,7 @@ def _read_feeds(node: Any, document: Any, categories: dict[str, Category], probl
     if not isinstance(node, list):
         problems.add(key_line(document, "feeds"), "feeds", "must be a list of feeds")
         return feeds
-    seen: dict[tuple[str, str, int | None, str, str], int] = {}
+    seen: dict[tuple[str, str, str, int | None, str, str], int] = {}
     for index, body in enumerate(node):
         where = f"feeds[{index}]"
         line = item_line(node, index)

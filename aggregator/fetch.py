@@ -369,7 +369,7 @@ async def _fetch(
                         return FetchFailure(refused)
                     status = response.status_code
                     if status not in _PERMANENT and status not in _TEMPORARY:
-                        conditional = "If-None-Match" in headers or "If-Modified-Since" in headers
+                        conditional = any(h.lower() in ("if-none-match", "if-modified-since") for h in headers)
                         return await _finish(response, url, status, settings, permanent_url, conditional)
                     location = response.headers.get("Location")
                     await _drain(response)

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from .dates import to_utc_text
 from .models import Config, FeedStatus, UpdateOutcome
 
 # Upper bounds (seconds) of the update-duration histogram buckets.
@@ -23,6 +24,17 @@ _ERROR_WIDTH = 48
 _URL_WIDTH = 56
 
 # --- per-feed status rows --------------------------------------------------------------------------
+
+
+def _utc_seconds(stored: str | None) -> str | None:
+    """A stored UTC time in the form of the others (`2026-11-28T00:46:21Z`): the schedule keeps
+    fractions of a second, which a reader of the status has no use for."""
+    if not stored:
+        return None
+    try:
+        return to_utc_text(datetime.fromisoformat(stored))
+    except ValueError:
+        return stored
 
 
 def feed_rows(config: Config, statuses: Sequence[FeedStatus]) -> list[dict[str, Any]]:
@@ -43,7 +55,7 @@ def feed_rows(config: Config, statuses: Sequence[FeedStatus]) -> list[dict[str, 
                 "last_http_status": status.last_http_status,
                 "consecutive_errors": status.consecutive_errors,
                 "last_error": status.last_error,
-                "next_due_at": None if status.gone else status.next_due_at,
+                "next_due_at": None if status.gone else _utc_seconds(status.next_due_at),
                 "gone": status.gone,
                 "entries": status.entries,
                 "configured": feed is not None,

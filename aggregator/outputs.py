@@ -41,6 +41,10 @@ def publish_outputs(
     if rebuild:
         categories = entry_ids = None
     mark = archive.publish_mark()
+    if entry_ids is not None and not (config.settings.archive_dir / MARK_FILE).is_file():
+        # No publish has completed here (a first one was cut short, or an older version published):
+        # whoever publishes next, fetch-now or the daemon, publishes everything.
+        categories = entry_ids = None
     if entry_ids is not None:
         # What a run stored but never published (it was killed after its commit, before or while
         # publishing) goes out with the next publish, whichever process makes it.

@@ -107,6 +107,12 @@ _MARKDOWN_ANYWHERE = re.compile(r"""[\\`*_{}\[\]$^~|#"']|-{2,}|\.{3,}""")
 # and definition markers.
 _LINE_START = re.compile(r"(\n|\A)([ \t]*)([-+=:]|\d+[.)])?")
 _HARD_BREAK = re.compile(r" {2,}\n")  # two spaces before a line break are a <br>
+_BLOCK_TAG = re.compile(
+    r"</?(?:address|article|aside|blockquote|body|center|dd|details|div|dl|dt|figcaption|figure|footer|form|h[1-6]"
+    r"|header|hgroup|hr|html|iframe|legend|li|listing|menu|nav|ol|p|pre|section|summary|table|tbody|td|tfoot|th"
+    r"|thead|tr|ul|video|audio|caption|col|colgroup|fieldset|main|noscript|picture|source)[\s/>]",
+    re.IGNORECASE,
+)
 _PRE_OPEN = re.compile(r"<(?:pre|textarea)[\s>]", re.IGNORECASE)
 _PRE_CLOSE = re.compile(r"</(?:pre|textarea)\s*>", re.IGNORECASE)
 
@@ -146,12 +152,14 @@ def markdown_inert(html: str) -> str:
         if tag.start() > position:
             text = html[position : tag.start()]
             parts.append(_inert_text(text, line_start, preformatted > 0))
-        parts.append(tag.group())
+        # A line break inside a tag (an attribute value) would let kramdown end its paragraph there and read
+        # the rest of the attribute as Markdown; after a block-level tag kramdown reads a new block.
+        parts.append(tag.group().replace("\r", "&#13;").replace("\n", "&#10;"))
         if _PRE_OPEN.match(tag.group()):
             preformatted += 1
         elif _PRE_CLOSE.match(tag.group()):
             preformatted = max(0, preformatted - 1)
-        line_start = False
+        line_start = _BLOCK_TAG.match(tag.group()) is not None
         position = tag.end()
     if position < len(html):
         parts.append(_inert_text(html[position:], line_start, preformatted > 0))

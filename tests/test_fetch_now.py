@@ -17,7 +17,7 @@ from werkzeug import Request, Response
 from aggregator.cli import main
 from aggregator.config import load_config
 from aggregator.models import Config
-from aggregator.outputs import MARK_FILE
+from aggregator.outputs import MARK_FILE, publish_outputs
 from aggregator.store import Archive
 
 from .conftest import run_update, write_config
@@ -484,6 +484,12 @@ def test_entries_a_killed_run_stored_are_published_by_the_next_run(
     (config.settings.archive_dir / MARK_FILE).unlink()
     assert CliRunner().invoke(main, cli).exit_code == 0
     assert len(list(posts.iterdir())) == 4
+    assert (config.settings.archive_dir / "feeds" / "news.atom").read_text(encoding="utf-8").count("<entry>") == 4
+    # The same when the next publish is the daemon's, naming only what it changed (here nothing).
+    shutil.rmtree(config.settings.archive_dir / "feeds")
+    (config.settings.archive_dir / MARK_FILE).unlink()
+    with Archive.open(config.settings.database_path) as archive:
+        publish_outputs(config, archive, categories=set(), entry_ids=set())
     assert (config.settings.archive_dir / "feeds" / "news.atom").read_text(encoding="utf-8").count("<entry>") == 4
 
 

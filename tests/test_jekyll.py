@@ -97,6 +97,10 @@ MARKDOWN_IN_ENTRIES = {
     "lists": "- not a list\n+ nor this\n1. not numbered\n# not a heading\n: no definition\n===",
     "indented": "<p>first</p>\n\n    <p>indented, not code</p>\n\n\tnor this",
     "break": "one  \ntwo",
+    "attrnewline": '<abbr title="x\n\n[a](javascript:alert(7))">y</abbr>',
+    "afterblock": "<p>a</p>    not code",
+    "afterblock2": "<p>a</p>1. not numbered",
+    "attrnewline2": '<b title="x\n# [a](javascript:alert(8))">y</b>',
 }
 
 
@@ -123,8 +127,9 @@ def test_jekyll_shows_entry_text_as_text_never_as_markdown(make_config: Callable
     for entry in entries:
         [built] = (out / "news" / "2024" / "03" / "01").glob(f"{entry.title}.html")
         page = _Page(built.read_text(encoding="utf-8"))
-        assert _Page(entry.content).text in page.text, entry.title
+        # The same characters (kramdown may put text after a closing block tag in a paragraph of its own).
+        assert _Page(entry.content).text.replace(" ", "") in page.text.replace(" ", ""), entry.title
         for tag, name, value in page.attributes:
             assert not name.startswith("on") and name != "style", (entry.title, tag, name)
-            assert "javascript" not in value.lower(), (entry.title, tag, name, value)
+            assert name not in ("href", "src") or "javascript" not in value.lower(), (entry.title, tag, name, value)
         assert not {"pre", "code", "br", "hr", "li", "dd", "h2", "em"} & set(page.tags) or entry.title == "inline"
