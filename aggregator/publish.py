@@ -61,7 +61,7 @@ HISTORY_NS = "http://purl.org/syndication/history/1.0"
 DC_NS = "http://purl.org/dc/elements/1.1/"
 JSON_FEED_VERSION = "https://jsonfeed.org/version/1.1"
 # Bump when the rendering changes, so every document is rendered again once.
-RENDER_VERSION = "1"
+RENDER_VERSION = "2"  # 2: one entry per id, sources credited as authors, edits dated
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):(.+)$", re.DOTALL)
 _NOT_IN_IRI = re.compile(r"[\s<>\"{}|\\^`]")
