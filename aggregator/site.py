@@ -136,6 +136,15 @@ class _Writer:
         if target.resolve().is_relative_to(self.resolved_root) and target.is_file():
             target.unlink()
             self.report.removed_paths.append(f"{self.prefix}/{relative}")
+            # Date folders the move left empty go too (a site listing its folders would show them); the
+            # top-level ones (_posts, a category's) stay.
+            folder = target.parent
+            while folder.parent != self.root and folder.is_relative_to(self.root):
+                try:
+                    folder.rmdir()  # only when empty
+                except OSError:
+                    break
+                folder = folder.parent
 
 
 class _Site:

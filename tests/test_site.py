@@ -225,7 +225,7 @@ def test_a_post_whose_date_changes_moves_and_leaves_no_stale_copy(make_config: C
         "site/_posts/2024-01-05-moving-story.md",
         "public/news/2024/01/05/moving-story.html",
     ]
-    assert not (public / "news" / "2024" / "01" / "05" / "moving-story.html").exists()
+    assert not (public / "news" / "2024" / "01").exists()  # no empty date folders left behind
     assert (public / "news" / "2024" / "03" / "09" / "moving-story.html").is_file()
     assert "2024/03/09/moving-story.html" in (public / "category" / "news.html").read_text(encoding="utf-8")
 
