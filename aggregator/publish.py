@@ -65,6 +65,7 @@ RENDER_VERSION = "2"  # 2: one entry per id, sources credited as authors, edits 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):(.+)$", re.DOTALL)
 _NOT_IN_IRI = re.compile(r"[\s<>\"{}|\\^`]")
+_INVALID_IN_URL = re.compile(r"[\x00-\x20\x7f<>\"{}|\\^`]")
 _DNS_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?$")
 # Our own pseudo-scheme for entries that had neither id nor link (normalize._entry_key): not an IRI to share.
 _PRIVATE_SCHEMES = {"sha256"}
@@ -122,6 +123,12 @@ def entry_iri(feed_url_: str, key: str, base_url: str) -> str:
         port = ""
     where = port + (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     return f"tag:{host},2000:{quote(where, safe='/:?=&;@!$+,.-_~')}:{quote(key, safe='')}"
+
+
+def _link(url: str) -> str:
+    """A stored link as a valid IRI: the few ASCII characters no IRI may hold (a space, quotes, angle
+    brackets...) percent-encoded, as a browser does when following it; other characters as they are."""
+    return _INVALID_IN_URL.sub(lambda match: f"%{ord(match.group()):02X}", url)
 
 
 def _is_absolute_iri(value: str) -> bool:
@@ -270,7 +277,7 @@ class _AtomEntryExtension(BaseEntryExtension):
         _sub(source, "title", _xml(entry.feed_title) or entry.feed_url)
         _sub(source, "link", None, rel="self", href=entry.feed_url)
         if entry.feed_site_url:
-            _sub(source, "link", None, rel="alternate", href=entry.feed_site_url)
+            _sub(source, "link", None, rel="alternate", href=_link(entry.feed_site_url))
         if not entry.author:
             # An entry without an author takes its source's (RFC 4287 4.2.1), and only without one the
             # republishing feed's: the source feed, not this archive, wrote it.
@@ -278,7 +285,7 @@ class _AtomEntryExtension(BaseEntryExtension):
             _sub(author, "name", _xml(entry.feed_title) or urlsplit(entry.feed_url).hostname or entry.feed_url)
         element.append(source)
         for enclosure in entry.enclosures:
-            _sub(element, "link", None, rel="enclosure", **_enclosure_attributes(enclosure), href=enclosure.url)
+            _sub(element, "link", None, rel="enclosure", **_enclosure_attributes(enclosure), href=_link(enclosure.url))
         return element
 
 
@@ -309,7 +316,7 @@ class _RssEntryExtension(BaseEntryExtension):
         _sub(element, "source", _xml(entry.feed_title) or entry.feed_url, url=entry.feed_url)
         if entry.enclosures:  # RSS 2.0 allows one enclosure per item: the first
             enclosure = entry.enclosures[0]
-            _sub(element, "enclosure", None, url=enclosure.url, **_enclosure_attributes(enclosure))
+            _sub(element, "enclosure", None, url=_link(enclosure.url), **_enclosure_attributes(enclosure))
         return element
 
 
@@ -388,7 +395,7 @@ def _add_entries(
         item.guid(identity, permalink=identity == entry.link and identity.startswith(("http://", "https://")))
         item.title(_xml(entry.title) or "(untitled)")
         if entry.link:
-            item.link(href=entry.link, rel="alternate")
+            item.link(href=_link(entry.link), rel="alternate")
         item.updated(modified(entry))
         if entry.date_flag != "missing":
             item.published(entry.published)
@@ -447,7 +454,7 @@ def render_json_feed(
     for identity, entry in _distinct(entries, info.base_url):
         item: dict[str, Any] = {"id": identity}
         if entry.link:
-            item["url"] = entry.link
+            item["url"] = _link(entry.link)
         # JSON could carry control characters escaped, but readers choke on them as XML ones do.
         item["title"] = _xml(entry.title)
         item["content_html"] = _xml(entry.content or entry.summary)
@@ -462,14 +469,14 @@ def render_json_feed(
         item["tags"] = _categories(entry, feed_tags)
         if entry.enclosures:
             item["attachments"] = [
-                {"url": e.url, "mime_type": _xml(e.type) or "application/octet-stream"}
+                {"url": _link(e.url), "mime_type": _xml(e.type) or "application/octet-stream"}
                 | ({"size_in_bytes": e.length} if e.length else {})
                 for e in entry.enclosures
             ]
         item["_source"] = {
             "title": _xml(entry.feed_title),
             "feed_url": entry.feed_url,
-            "home_page_url": entry.feed_site_url,
+            "home_page_url": _link(entry.feed_site_url),
         }
         items.append(item)
     document = {

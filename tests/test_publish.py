@@ -329,12 +329,15 @@ def test_feed_dates_come_from_entries_not_the_clock(config: Config) -> None:
     assert newest.published.utcoffset() == timezone(timedelta(hours=8)).utcoffset(None)
 
 
-def _store_copy(config: Config, feed: str, key: str, content: str, when: datetime, title: str = "Shared") -> None:
+def _store_copy(
+    config: Config, feed: str, key: str, content: str, when: datetime, link: str = "https://shared.example.org/post"
+) -> None:
     """One entry under `key` from `feed` (category tech), polled at `when`."""
+    title = "Shared"
     entry = Entry(
         id=entry_identity(feed, key),
         key=key,
-        link="https://shared.example.org/post",
+        link=link,
         title=title,
         author="",
         summary="",
@@ -396,3 +399,19 @@ def test_an_entry_without_an_author_is_credited_to_its_source_not_to_the_archive
     # By RFC 4287 the entry's author is its source's, which names the source feed (its host, as it has
     # no title yet), not this archive.
     assert "author" not in anonymous and anonymous.source.author == "quiet.example.net"
+
+
+def test_links_are_republished_as_valid_iris(config: Config) -> None:
+    # A link with a space (sources do publish them) is encoded as a browser would follow it; characters
+    # an IRI allows, Chinese included, stay as they are.
+    link = "http://example.com/a path/税务?q=1&r=2"
+    _store_copy(
+        config, "https://spaces.example.net/feed.xml", "spaced-1", "<p>x</p>", datetime(2024, 6, 2, tzinfo=UTC), link
+    )
+    publish(config)
+    expected = "http://example.com/a%20path/税务?q=1&r=2"
+    atom = feedparser.parse((feeds_root(config) / feed_path("tech", "atom")).read_bytes())
+    [entry] = [e for e in atom.entries if e.id.endswith("spaced-1")]
+    assert entry.link == expected
+    items = json.loads((feeds_root(config) / feed_path("tech", "json")).read_text(encoding="utf-8"))["items"]
+    assert [i["url"] for i in items if i["id"].endswith("spaced-1")] == [expected]
