@@ -220,13 +220,12 @@ def same_feed_key(url: str) -> tuple[str, str, str, int | None, str, str]:
 
 
 def _host_port(value: str) -> str:
-    """`host:port` or `[IPv6]:port`, lowercased: the form redirects and discovered URLs are checked in."""
-    if (
-        not re.fullmatch(r"(?:\[[0-9a-fA-F:.]+\]|[^\s:/\[\]]+):[0-9]{1,5}", value)
-        or not 0 < int(value.rsplit(":", 1)[1]) < 65536
-    ):
+    """`host:port` or `[IPv6]:port`, in the form addresses are compared in: lowercase, no trailing dot on
+    the host, the port without leading zeros."""
+    match = re.fullmatch(r"(\[[0-9a-fA-F:.]+\]|[^\s:/\[\]@]+):([0-9]{1,5})", value)
+    if not match or not 0 < int(match.group(2)) < 65536:
         raise ValueError(f"entries must be host:port (e.g. intranet.example:8080), got {value!r}")
-    return value.lower()
+    return f"{match.group(1).lower().rstrip('.')}:{int(match.group(2))}"
 
 
 def _feed_url(value: object) -> str:

@@ -65,6 +65,7 @@ RENDER_VERSION = "2"  # 2: one entry per id, sources credited as authors, edits 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):(.+)$", re.DOTALL)
 _NOT_IN_IRI = re.compile(r"[\s<>\"{}|\\^`]")
+_TAB_OR_NEWLINE = re.compile(r"[\t\r\n]")
 _INVALID_IN_URL = re.compile(r"[\x00-\x20\x7f<>\"{}|\\^`]")
 _DNS_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?$")
 # Our own pseudo-scheme for entries that had neither id nor link (normalize._entry_key): not an IRI to share.
@@ -126,8 +127,10 @@ def entry_iri(feed_url_: str, key: str, base_url: str) -> str:
 
 
 def _link(url: str) -> str:
-    """A stored link as a valid IRI: the few ASCII characters no IRI may hold (a space, quotes, angle
-    brackets...) percent-encoded, as a browser does when following it; other characters as they are."""
+    """A stored link as a valid IRI, read as a browser reads it: tabs and line breaks dropped, the ends
+    trimmed, backslashes taken as slashes, and the few other ASCII characters no IRI may hold (a space,
+    quotes, angle brackets...) percent-encoded; every other character as it is."""
+    url = _TAB_OR_NEWLINE.sub("", url).strip().replace("\\", "/")
     return _INVALID_IN_URL.sub(lambda match: f"%{ord(match.group()):02X}", url)
 
 

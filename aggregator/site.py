@@ -97,6 +97,7 @@ class _Writer:
         self.report = report
         self.pool = pool
         self.pending: deque[tuple[str, bool, Future[bool]]] = deque()
+        self.emptied: set[Path] = set()  # folders a removed file may have left empty
 
     def write(self, relative: str, text: str, *, post: bool = False) -> None:
         parts = relative.split("/")
@@ -123,6 +124,16 @@ class _Writer:
     def finish(self) -> None:
         while self.pending:
             self._collect_one()
+        # Date folders a moved post left empty go too (a site listing its folders would show them); the
+        # top-level ones (_posts, a category's) stay.
+        for folder in sorted(self.emptied, key=lambda path: len(path.parts), reverse=True):
+            while folder.parent != self.root and folder.is_relative_to(self.root):
+                try:
+                    folder.rmdir()  # only when empty
+                except OSError:
+                    break
+                folder = folder.parent
+        self.emptied.clear()
 
     def exists(self, relative: str) -> bool:
         return self.root.joinpath(*relative.split("/")).is_file()
@@ -136,15 +147,7 @@ class _Writer:
         if target.resolve().is_relative_to(self.resolved_root) and target.is_file():
             target.unlink()
             self.report.removed_paths.append(f"{self.prefix}/{relative}")
-            # Date folders the move left empty go too (a site listing its folders would show them); the
-            # top-level ones (_posts, a category's) stay.
-            folder = target.parent
-            while folder.parent != self.root and folder.is_relative_to(self.root):
-                try:
-                    folder.rmdir()  # only when empty
-                except OSError:
-                    break
-                folder = folder.parent
+            self.emptied.add(target.parent)  # pruned in finish(), once no write may still need it
 
 
 class _Site:

@@ -331,7 +331,9 @@ class Archive:
                 last_ok_at = COALESCE(:ok_at, feeds.last_ok_at),
                 last_status = :status,
                 last_http_status = :http_status,
-                last_error = :error,
+                -- The same document again (304, or an equal body): a warning about how it read still holds.
+                last_error = CASE WHEN :status IN ('unchanged', 'not_modified') AND feeds.last_error LIKE 'warning: %'
+                            THEN feeds.last_error ELSE :error END,
                 consecutive_errors = :errors,
                 retry_after_until = :retry_after,
                 next_due_at = :next_due,

@@ -193,6 +193,7 @@ def test_global_options_work_after_the_command_name(tmp_path: Path) -> None:
         ("templates_dir: nodir", ":2: settings.templates_dir: 'nodir' is not a folder"),
         ("allow_hosts: [intranet]", ":2: settings.allow_hosts: entries must be host:port"),
         ("allow_hosts: ['intranet:99999']", ":2: settings.allow_hosts: entries must be host:port"),
+        ("allow_hosts: ['user@intranet:80']", ":2: settings.allow_hosts: entries must be host:port"),
     ],
 )
 def test_settings_that_could_never_work_are_refused_when_loading(tmp_path: Path, setting: str, expected: str) -> None:
@@ -201,5 +202,5 @@ def test_settings_that_could_never_work_are_refused_when_loading(tmp_path: Path,
     with pytest.raises(ConfigError, match=re.escape(expected)):
         load_config(path)
     (tmp_path / "nodir").mkdir()
-    path.write_text("settings:\n  templates_dir: nodir\n  allow_hosts: ['intranet:8080', '[::1]:80']\n", "utf-8")
+    path.write_text("settings:\n  templates_dir: nodir\n  allow_hosts: ['Intranet.:08080', '[::1]:80']\n", "utf-8")
     assert load_config(path).settings.allow_hosts == ("intranet:8080", "[::1]:80")

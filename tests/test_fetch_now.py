@@ -517,6 +517,11 @@ def test_a_truncated_document_keeps_what_it_holds_and_says_it_was_read_in_part(
     assert statuses[httpserver.url_for("/whole.xml")] == "ok "
     # The first item whole, and what the parser made of the second's beginning.
     assert rows(config, "SELECT count(*) FROM entries WHERE feed_url LIKE '%cut.xml'") == [(2,)]
+    # The same bytes again ("unchanged"): the warning still holds, and stays.
+    again = CliRunner().invoke(main, ["--config", str(path), "fetch-now"])
+    assert again.exit_code == 0, again.output
+    statuses = dict(rows(config, "SELECT url, last_status || ' ' || last_error FROM feeds"))
+    assert statuses[httpserver.url_for("/cut.xml")].startswith("unchanged warning: not well-formed")
 
 
 def test_an_empty_config_says_it_lists_no_feeds(tmp_path: Path) -> None:

@@ -404,7 +404,7 @@ def test_an_entry_without_an_author_is_credited_to_its_source_not_to_the_archive
 def test_links_are_republished_as_valid_iris(config: Config) -> None:
     # A link with a space (sources do publish them) is encoded as a browser would follow it; characters
     # an IRI allows, Chinese included, stay as they are.
-    link = "http://example.com/a path/税务?q=1&r=2"
+    link = "http://example.com/a path/\n税务?q=1&r=2"  # a line break, as a source wrapped it
     _store_copy(
         config, "https://spaces.example.net/feed.xml", "spaced-1", "<p>x</p>", datetime(2024, 6, 2, tzinfo=UTC), link
     )
