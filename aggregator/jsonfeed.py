@@ -12,7 +12,7 @@ MAX_JSON_DEPTH = 64
 
 
 def looks_like_json(body: bytes) -> bool:
-    return body.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"{"
+    return body.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] in (b"{", b"[")
 
 
 def _depth_ok(body: bytes) -> bool:
@@ -42,13 +42,34 @@ def _str(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
-def parse_json_feed(body: bytes, url: str) -> RawFeed:
+def _decode(body: bytes, charset: str | None) -> tuple[str, str]:
+    """The text and a warning. JSON Feed is UTF-8; a `charset` (the feed's setting, else the server's
+    header) is used when the body is not, and the operator's setting always wins."""
+    if charset:
+        try:
+            return body.decode(charset, errors="replace").removeprefix("\ufeff"), ""
+        except LookupError:
+            pass  # an unknown name from a server header: read it as UTF-8
+    try:
+        return body.decode("utf-8-sig"), ""
+    except UnicodeDecodeError:
+        return body.decode("utf-8-sig", errors="replace"), "not valid UTF-8: undecodable bytes replaced"
+
+
+def parse_json_feed(body: bytes, url: str, charset: str | None = None, header_charset: str | None = None) -> RawFeed:
+    """`charset` is the feed's own setting (wins); `header_charset` the server's, used only when the body is
+    not UTF-8."""
     if not _depth_ok(body):
         raise ParseError(f"not a feed: JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    text, warning = _decode(body, charset)
+    if warning and header_charset:
+        text, warning = _decode(body, header_charset)
     try:
-        document = json.loads(body.decode("utf-8-sig", errors="replace"))
+        document = json.loads(text)
     except ValueError as error:
         raise ParseError(f"not a feed: invalid JSON ({error})") from None
+    if isinstance(document, list):
+        raise ParseError("not a feed: a JSON array, where a JSON Feed is an object")
     if not isinstance(document, dict) or "jsonfeed.org/version/" not in _str(document.get("version")):
         raise ParseError("not a feed: JSON without a jsonfeed.org version")
     version = _str(document.get("version")).rstrip("/").rsplit("/", 1)[-1]
@@ -63,6 +84,7 @@ def parse_json_feed(body: bytes, url: str) -> RawFeed:
         link=_str(document.get("home_page_url")),
         language=_str(document.get("language")),
         entries=entries,
+        warning=warning,
     )
 
 
@@ -96,7 +118,8 @@ def _entry(item: dict[str, Any], url: str, feed_authors: tuple[str, ...]) -> Raw
     )
     tags: list[Any] = item["tags"] if isinstance(item.get("tags"), list) else []
     return RawEntry(
-        id=str(identifier) if isinstance(identifier, str | int) and not isinstance(identifier, bool) else "",
+        # The spec asks for strings, and readers to make one of any other id (1.1: "coerce it to a string").
+        id=str(identifier) if isinstance(identifier, str | int | float) and not isinstance(identifier, bool) else "",
         link=_str(item.get("url")) or _str(item.get("external_url")),
         title=RawText(_str(item.get("title")), "text/plain", url) if _str(item.get("title")) else None,
         summary=RawText(summary, "text/plain", url) if summary else None,

@@ -14,7 +14,7 @@ from typing import Any
 
 import feedparser
 
-from .encoding import to_utf8_document
+from .encoding import charset_from_content_type, to_utf8_document
 from .errors import ParseError
 from .fastparse import parse_fast
 from .jsonfeed import looks_like_json, parse_json_feed
@@ -52,7 +52,7 @@ def parse_document(
     if not body.strip():
         raise ParseError("empty body: the server sent no document")
     if looks_like_json(body):
-        return parse_json_feed(body, url)
+        return parse_json_feed(body, url, charset, charset_from_content_type(content_type))
     if _HTML_START.match(body[:4096]):
         raise ParseError("not a feed: the server sent an HTML page")
     document, _encoding = to_utf8_document(body, content_type, charset)
@@ -173,7 +173,7 @@ def _to_raw_feed(result: Any, url: str) -> RawFeed:
         language=feed.get("language") or "",
         ttl=int(ttl) if isinstance(ttl, str) and ttl.strip().isdigit() else None,
         entries=tuple(_to_raw_entry(entry, url) for entry in entries),
-        warning=warning[:500],
+        warning=f"not well-formed, read as far as it goes ({warning[:500]})" if warning else "",
     )
 
 

@@ -152,7 +152,7 @@ def run_store_batch(jobs: list[StoreJob], slot: int = -1) -> list[StoreResult | 
         parsed = run_parse_job(job.parse, lookup)
         if isinstance(parsed, ParsedFeed):
             if parsed.warning:
-                warnings[index] = f"not well-formed, read as far as it goes ({parsed.warning})"
+                warnings[index] = parsed.warning
             try:
                 parsed_polls.setdefault(job.archive, []).append((index, _poll_of(job, parsed, warnings.get(index, ""))))
             except Exception as error:  # a bug on one feed must not take its batch-mates with it

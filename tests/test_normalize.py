@@ -139,6 +139,23 @@ def test_json_feed() -> None:
     assert second.content == "<p>plain &amp; simple</p>"
 
 
+def test_json_feed_in_another_encoding_and_with_odd_ids() -> None:
+    # JSON Feed is UTF-8, but a GBK one exists: the feed's `charset` setting wins, else the server's
+    # header is used once the body turns out not to be UTF-8; ids of any JSON number become strings.
+    document = {
+        "version": "https://jsonfeed.org/version/1.1",
+        "title": "国家税务总局",
+        "items": [{"id": 3.5, "title": "留抵退税", "content_text": "征管改革"}],
+    }
+    body = json.dumps(document, ensure_ascii=False).encode("gbk")
+    for charset, content_type in (("gbk", None), (None, "application/feed+json; charset=GBK")):
+        raw = parse_document(body, "https://j.example/feed.json", content_type, charset)
+        [entry] = normalize_feed(raw, feed_url="https://j.example/feed.json", fetched_at=NOW).entries
+        assert (raw.title, entry.title, entry.key, raw.warning) == ("国家税务总局", "留抵退税", "3.5", "")
+    garbled = parse_document(body, "https://j.example/feed.json")
+    assert garbled.warning == "not valid UTF-8: undecodable bytes replaced"  # said, where it was silent
+
+
 @pytest.mark.parametrize(
     ("body", "message"),
     [
@@ -146,6 +163,7 @@ def test_json_feed() -> None:
         (b"   \n", "empty body"),
         (b"<!DOCTYPE html><html><body>x</body></html>", "HTML page"),
         (b'{"not": "a feed"}', "JSON without a jsonfeed.org version"),
+        (b'[{"id": 1}]', "a JSON array, where a JSON Feed is an object"),
         (b"{" * 10000, "nested deeper"),
         (b"\x00\x01\x02binary garbage\xff\xfe", "not a feed"),
     ],
