@@ -10,7 +10,7 @@ from .models import DateFlag
 
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 FUTURE_TOLERANCE = timedelta(days=1)
-_ISO_SPACE = re.compile(r"^(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?)\s*(.*)$")
+_ISO_SPACE = re.compile(r"^(\d{4}-\d{2}-\d{2})[ Tt](\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?)\s*(.*)$")
 _FOUR_DIGIT_YEAR = re.compile(r"\b(\d{4})\b")
 _ISO_OFFSET = re.compile(r"^(?:Z|UTC|GMT|[+-]\d{2}(?::?\d{2})?)$", re.IGNORECASE)
 # The RFC 822 date nearly every RSS feed writes: "Wed, 16 Mar 2022 08:54:16 +0800".

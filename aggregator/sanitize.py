@@ -35,6 +35,11 @@ _TAG = re.compile(r"<[^>]*>")
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffe\uffff\ud800-\udfff]")
 _ASCII_CONTROL = bytes(range(0x00, 0x09)) + b"\x0b\x0c" + bytes(range(0x0E, 0x20)) + b"\x7f"
 _SPACE = re.compile(r"\s+")
+_BLOCK_BOUNDARY = re.compile(
+    r"</?(?:p|div|br|hr|li|ul|ol|dl|dt|dd|h[1-6]|blockquote|pre|table|thead|tbody|tfoot|tr|td|th|caption"
+    r"|section|article|aside|header|footer|nav|figure|figcaption|address|details|summary|main)\b",
+    re.IGNORECASE,
+)
 
 
 # http(s), then a first character of the host that urlsplit keeps (it drops tab, CR and LF).
@@ -142,6 +147,9 @@ def html_to_text(fragment: str) -> str:
         return ""
     if "<" not in fragment and "&" not in fragment:
         return plain_text(fragment)  # nothing to parse: most titles
+    # The cleaner drops tags without a trace: "<p>a</p><p>b</p>" would read "ab". A space before each
+    # block-level or break tag keeps paragraphs apart (inline tags stay glued: "<b>a</b>b" is "ab").
+    fragment = _BLOCK_BOUNDARY.sub(r" \g<0>", fragment)
     text = _TEXT_CLEANER.clean(remove_control_characters(fragment))
     return _SPACE.sub(" ", html.unescape(_TAG.sub(" ", text))).strip()
 

@@ -8,10 +8,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from aggregator.dates import parse_date
 from aggregator.errors import ParseError
 from aggregator.models import RawEntry, RawFeed, RawText
 from aggregator.normalize import entry_identity, normalize_entry, normalize_feed
 from aggregator.parse import parse_document
+from aggregator.sanitize import html_to_text
 
 from .feeds import item, rss
 
@@ -253,3 +255,11 @@ def test_a_known_entry_still_claims_its_key_against_a_later_duplicate() -> None:
     parsed = normalize_feed(doubled, feed_url=feed_url, fetched_at=NOW, known=known)
     assert (parsed.entries, parsed.duplicates) == ((), 1)
     assert [entry_id for entry_id, _ in parsed.unchanged] == [entry_identity(feed_url, "a")]
+
+
+def test_plain_text_keeps_paragraphs_apart_and_reads_lowercase_rfc3339() -> None:
+    # Search snippets and JSON summaries are made of this text: "a</p><p>b" must not become "ab".
+    assert html_to_text("<p>a</p><p>b</p><li>c</li>x<br>y") == "a b c x y"
+    assert html_to_text("<b>Bold</b>ness") == "Boldness"  # inline tags glue, as a browser shows them
+    # RFC 3339 allows a lowercase "t" and "z"; JSON Feed dates have no other reader to fall back on.
+    assert parse_date("2024-03-01t10:00:00z") == datetime(2024, 3, 1, 10, 0, tzinfo=UTC)
