@@ -68,7 +68,7 @@ def _styled(text: str, spans: tuple[tuple[int, int], ...]) -> str:
     return "".join(parts)
 
 
-@click.command("search")
+@click.command("search", context_settings={"ignore_unknown_options": True})
 @click.argument("query")
 @click.option("--category", shell_complete=_complete_categories, help="Only entries of this category.")
 @click.option("--feed", "feed_url", shell_complete=_complete_feed_urls, help="Only entries of this feed (its URL).")
@@ -92,7 +92,8 @@ def search_command(
     Chinese, Japanese and Korean terms of any length (征管改革, 税务) are found inside sentences; other
     words match whole words, ignoring case and accents (cafe finds Café), and a trailing * matches
     word beginnings (archiv* finds archive, archiving). Every space-separated term must occur;
-    "double quotes" keep a phrase. Results are ranked (bm25, title matches count more) or sorted by
+    "double quotes" keep a phrase; a OR b finds either; NOT a, or -a, leaves out entries with a.
+    Results are ranked (bm25, title matches count more) or sorted by
     date, with a snippet around the match. An entry whose current text no longer matches but an
     earlier version did is marked so.
 
@@ -102,6 +103,7 @@ def search_command(
       aggregator search "conditional get" --category tech --since 2024-01-01
       aggregator search 税务 --limit 5 --json | jq '.[].link'
       aggregator search 'archiv*' --sort date
+      aggregator search '税务 -征管改革'
     """
     from dataclasses import asdict
 

@@ -67,6 +67,54 @@ class SearchResult:
     ignored_terms: tuple[str, ...]  # terms without a letter or digit (e.g. "#"): nothing the index can look up
 
 
+@dataclass(frozen=True, slots=True)
+class _Query:
+    """A query as terms: each group must match (by any one of its terms: `a OR b`), no excluded term may."""
+
+    groups: tuple[tuple[_Term, ...], ...]
+    excluded: tuple[_Term, ...]
+    ignored: tuple[str, ...]
+
+    @property
+    def terms(self) -> tuple[_Term, ...]:
+        return tuple(term for group in self.groups for term in group)
+
+    def fts(self) -> str:
+        groups = [
+            group[0].fts() if len(group) == 1 else "(" + " OR ".join(t.fts() for t in group) + ")"
+            for group in self.groups
+        ]
+        return " AND ".join(groups) + "".join(f" NOT {term.fts()}" for term in self.excluded)
+
+
+def _parse_boolean(text: str) -> _Query:
+    """Terms as parse_query finds them, with the operators people type: `a OR b`, `NOT a` or `-a` to
+    exclude, `AND` (what every search does anyway). Operators count in capitals and outside quotes."""
+    groups: list[list[_Term]] = []
+    excluded: list[_Term] = []
+    ignored: list[str] = []
+    joining = negating = False
+    for quoted, word in _QUERY_PART.findall(text):
+        if not quoted and word in ("AND", "OR", "NOT"):
+            joining, negating = (word == "OR" and bool(groups)), word == "NOT"
+            continue
+        if not quoted and word.startswith("-") and len(word) > 1:
+            negating, word = True, word[1:]
+        term = _Term.parse(" ".join((quoted or word).split()))
+        if not term.text:
+            continue
+        if not term.words:
+            ignored.append(term.text)
+        elif negating:
+            excluded.append(term)
+        elif joining:
+            groups[-1].append(term)
+        elif all(term != other for group in groups for other in group):
+            groups.append([term])
+        joining = negating = False
+    return _Query(tuple(tuple(group) for group in groups), tuple(excluded), tuple(ignored))
+
+
 def parse_query(text: str) -> tuple[str, ...]:
     """Split a query into terms: whitespace separates terms, double quotes keep a phrase together."""
     terms = []
@@ -131,7 +179,7 @@ def _candidates(
     archive: Archive,
     *,
     fts_table: str,
-    terms: Sequence[_Term],
+    query: _Query,
     category: str | None,
     feed_url: str | None,
     since: datetime | None,
@@ -140,7 +188,7 @@ def _candidates(
 ) -> list[_Candidate]:
     """Best `limit` matches in one FTS table: entries_fts (current text) or revisions_fts (earlier versions)."""
     where = [f"{fts_table} MATCH ?"]
-    params: list[Any] = [" AND ".join(term.fts() for term in terms)]
+    params: list[Any] = [query.fts()]
     if category is not None:
         where.append("e.category = ?")
         params.append(category)
@@ -181,15 +229,16 @@ def search(
 
     An entry appears once: its current text when that matches, else its best-matching earlier revision.
     """
-    parsed = [_Term.parse(text) for text in parse_query(query)]
-    if not parsed:
+    parsed = _parse_boolean(query)
+    if not parsed.groups and not parsed.excluded and not parsed.ignored:
         raise SearchError("empty search query: give at least one word, e.g. aggregator search 征管改革")
-    terms = [term for term in parsed if term.words]
-    ignored = tuple(term.text for term in parsed if not term.words)
-    if not terms:
+    if not parsed.groups and parsed.excluded:
+        raise SearchError(f"nothing to search for in {query!r}: excluding words needs a word to find as well")
+    if not parsed.groups:
         raise SearchError(f"nothing to search for in {query!r}: give at least one letter or digit")
+    terms, ignored = parsed.terms, parsed.ignored
     options: dict[str, Any] = {
-        "terms": terms,
+        "query": parsed,
         "category": category,
         "feed_url": feed_url,
         "since": since,

@@ -110,6 +110,22 @@ def test_all_terms_required_and_phrases_keep_spaces(sample_config: Path) -> None
     assert search_json(sample_config, '"征管改革 见成效"') == search_json(sample_config, "征管改革见成效") != []
 
 
+def test_or_not_and_minus_do_what_they_say(sample_config: Path) -> None:
+    def titles(*args: str) -> set[object]:
+        return {hit["title"] for hit in search_json(sample_config, *args)}
+
+    tax, bikes = titles("征管改革"), titles("Radwege")
+    assert tax and bikes and not tax & bikes
+    assert titles("征管改革 OR Radwege") == tax | bikes  # either
+    assert titles("征管改革 AND 税务") == titles("征管改革 税务")  # AND is what every search does
+    everything_tax = titles("税务")
+    assert titles("税务 NOT 征管改革") == titles("税务 -征管改革") == everything_tax - tax
+    assert titles('"OR"') == titles("or")  # quoted or in lower case, it is a word to find
+    # A query that only excludes, even one starting with "-", is one line, not a click option error.
+    code, _out, err = invoke(sample_config, "search", "-征管改革")
+    assert code == 1 and err.startswith("error: nothing to search for") and err.count("\n") == 1, err
+
+
 def test_bad_input_is_one_line(sample_config: Path, tmp_path: Path) -> None:
     code, _out, err = invoke(sample_config, "search", '""')
     assert code == 1 and err.startswith("error: empty search query")
