@@ -427,6 +427,9 @@ def show_command(ctx: click.Context, entry: str, as_html: bool, as_json: bool) -
     revisions = f"  (see `aggregator history {stored.id[:8]}`)" if stored.revision > 1 else ""
     click.echo(f"revision:  {stored.revision}{revisions}")
     click.echo("")
+    if stored.summary and stored.content:  # both given by the source: the summary first, as readers do
+        click.echo(stored.summary if as_html else "\n\n".join(text_lines(stored.summary)))
+        click.echo("\n---\n")
     body = stored.content or stored.summary
     click.echo(body if as_html else "\n\n".join(text_lines(body)))
 

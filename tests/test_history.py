@@ -11,6 +11,7 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
 from aggregator.cli import main
+from aggregator.history import text_lines
 from aggregator.models import Config
 from aggregator.store import Archive
 
@@ -36,6 +37,12 @@ def test_show_by_id_prefix(sample_config: Path) -> None:  # noqa: F811
     assert "<p>" in run(sample_config, "show", entry_id, "--html")[1]
     data = json.loads(run(sample_config, "show", entry_id, "--json")[1])
     assert data["id"] == entry_id and data["tags"] == ["中国税务报新闻"]
+    # An entry with a summary and a content shows both, the summary first.
+    with Archive.open(sample_config.parent / "archive" / "aggregator.db") as archive:
+        both = next(e for e in archive.entries() if e.summary and e.content)
+    out = run(sample_config, "show", both.id)[1]
+    summary, content = text_lines(both.summary)[0], text_lines(both.content)[0]
+    assert summary in out and content in out and out.index(summary) < out.index(content)
 
 
 def test_unknown_ambiguous_and_malformed_ids(sample_config: Path) -> None:  # noqa: F811
