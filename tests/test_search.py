@@ -98,6 +98,10 @@ def test_text_output_and_filters(sample_config: Path) -> None:
     assert search_json(sample_config, "征管改革", "--category", "tech") == []
     assert search_json(sample_config, "征管改革", "--since", "2022-03-17") == []
     assert len(search_json(sample_config, "征管改革", "--since", "2022-03-16")) == 1
+    # A time with its offset, written with a space or a T (08:54:16 +0800 is 00:54:16 UTC).
+    for since in ("2022-03-16 08:54:16+08:00", "2022-03-16T08:54:16+0800"):
+        assert len(search_json(sample_config, "征管改革", "--since", since)) == 1, since
+    assert search_json(sample_config, "征管改革", "--since", "2022-03-16 08:54:17+08:00") == []
     latin = search_json(sample_config, "etag")  # case-insensitive for Latin letters
     assert latin and all(h["category"] == "tech" for h in latin)
 
