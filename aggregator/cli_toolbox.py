@@ -365,8 +365,14 @@ def opml_export(ctx: click.Context) -> None:
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True)
 @click.option("--category", shell_complete=_complete_categories, help="Only entries of this category.")
 @click.option("--since", type=click.DateTime(_DATE_FORMATS), help="Only entries published since (UTC unless offset).")
+@click.option(
+    "--excel",
+    is_flag=True,
+    help="CSV for spreadsheets: a UTF-8 byte order mark (Excel then reads CJK right) and a ' before any cell "
+    "that would run as a formula.",
+)
 @click.pass_context
-def export_command(ctx: click.Context, fmt: str, category: str | None, since: Any) -> None:
+def export_command(ctx: click.Context, fmt: str, category: str | None, since: Any, excel: bool) -> None:
     """Write archived entries to stdout, newest first, as JSON Lines (one entry per line) or CSV (tags and
     enclosures as JSON inside their cells). Dates keep the source's own UTC offset.
 
@@ -375,13 +381,18 @@ def export_command(ctx: click.Context, fmt: str, category: str | None, since: An
       aggregator export > archive.jsonl
       aggregator export --format csv --category zhongguoshuiwubao --since 2022-03-01 > tax.csv
       aggregator export | jq -r 'select(.revision > 1) | .link'
+      aggregator export --format csv --excel > archive.csv
     """
     from .export import write_export
 
     config = _config(ctx)
     _check_category(config, category)
+    if excel and fmt != "csv":
+        raise ConfigError("--excel is for --format csv")
     with _open_existing_archive(config) as archive:
-        count = write_export(archive, sys.stdout, "csv" if fmt == "csv" else "jsonl", category, since)
+        count = write_export(
+            archive, sys.stdout, "csv" if fmt == "csv" else "jsonl", category, since, spreadsheet=excel
+        )
     click.echo(f"exported {count} entries", err=True)
 
 

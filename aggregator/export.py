@@ -70,8 +70,26 @@ def selected_entries(archive: Archive, category: str | None, since: datetime | N
         yield entry
 
 
-def write_export(archive: Archive, out: TextIO, fmt: ExportFormat, category: str | None, since: datetime | None) -> int:
-    """Write the selected entries to `out`; returns how many were written."""
+def spreadsheet_cell(value: object) -> object:
+    """A cell a spreadsheet shows as text: one starting like a formula (=, +, -, @, or a tab or carriage
+    return before one) gets a leading apostrophe, which spreadsheets hide (OWASP's CSV injection advice)."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
+def write_export(
+    archive: Archive,
+    out: TextIO,
+    fmt: ExportFormat,
+    category: str | None,
+    since: datetime | None,
+    *,
+    spreadsheet: bool = False,
+) -> int:
+    """Write the selected entries to `out`; returns how many were written. `spreadsheet` (CSV only) is
+    for Excel and its kind: a UTF-8 byte order mark first, so CJK text is read as UTF-8, and no cell
+    that would run as a formula."""
     count = 0
     if fmt == "jsonl":
         for entry in selected_entries(archive, category, since):
@@ -80,11 +98,13 @@ def write_export(archive: Archive, out: TextIO, fmt: ExportFormat, category: str
         return count
     # Lists (tags, enclosures) are JSON inside their CSV cell: unambiguous whatever the tags contain.
     writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\r\n")
+    if spreadsheet:
+        out.write("\ufeff")
     writer.writeheader()
     for entry in selected_entries(archive, category, since):
         row = entry_json(entry)
         row["tags"] = json.dumps(row["tags"], ensure_ascii=False)
         row["enclosures"] = json.dumps(row["enclosures"], ensure_ascii=False)
-        writer.writerow(row)
+        writer.writerow({key: spreadsheet_cell(value) for key, value in row.items()} if spreadsheet else row)
         count += 1
     return count

@@ -10,6 +10,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from aggregator.cli import main
+from aggregator.export import spreadsheet_cell
 
 from .test_search import sample_config  # noqa: F401  (fixture)
 
@@ -50,3 +51,22 @@ def test_bad_options_are_one_line(sample_config: Path) -> None:  # noqa: F811
     assert code == 2 and "Invalid value for '--since'" in err
     code, _out, err = run(sample_config, "export", "--category", "nope")
     assert code == 2 and "unknown category 'nope'" in err
+
+
+def test_csvspreadsheet_cell(sample_config: Path) -> None:  # noqa: F811
+    # Excel reads a CSV without a byte order mark in the machine's code page (CJK comes out garbled) and
+    # runs a cell starting with "=" as a formula: --excel writes the mark and defuses such cells.
+    code, plain, _err = run(sample_config, "export", "--format", "csv")
+    code, excel, _err = run(sample_config, "export", "--format", "csv", "--excel")
+    assert code == 0 and excel == "\ufeff" + plain  # the sample has no formula-like cell
+    assert spreadsheet_cell('=HYPERLINK("http://evil","x")') == '\'=HYPERLINK("http://evil","x")'
+    assert [spreadsheet_cell(v) for v in ("@x", "+1", "-1", "\tx", "税务", 3)] == [
+        "'@x",
+        "'+1",
+        "'-1",
+        "'\tx",
+        "税务",
+        3,
+    ]
+    code, _out, err = run(sample_config, "export", "--excel")
+    assert code == 2 and "--excel is for --format csv" in err
