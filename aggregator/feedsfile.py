@@ -101,10 +101,11 @@ class FeedsFile:
         checks that none of them is configured already."""
         known = {same_feed_key(feed.url): feed.url for feed in self.config.feeds}
         for feed in feeds:
-            if (same := known.get(same_feed_key(feed.url))) is not None:
+            key = same_feed_key(feed.url)
+            if (same := known.get(key)) is not None:
                 as_written = "" if same == feed.url else f" (as {same!r})"
                 raise FeedsFileError(f"{self.path}: feed {feed.url!r} is already configured{as_written}")
-            known[same_feed_key(feed.url)] = feed.url
+            known[key] = feed.url
         if dry_run:
             return
         text = self.text

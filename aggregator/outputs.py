@@ -41,17 +41,18 @@ def publish_outputs(
     if rebuild:
         categories = entry_ids = None
     mark = archive.publish_mark()
-    if entry_ids is not None and not (config.settings.archive_dir / MARK_FILE).is_file():
-        # No publish has completed here (a first one was cut short, or an older version published):
-        # whoever publishes next, fetch-now or the daemon, publishes everything.
-        categories = entry_ids = None
     if entry_ids is not None:
-        # What a run stored but never published (it was killed after its commit, before or while
-        # publishing) goes out with the next publish, whichever process makes it.
         behind = _unpublished(config, archive)
-        entry_ids = entry_ids | behind.keys()
-        if categories is not None:
-            categories = categories | set(behind.values())
+        if behind is None:
+            # No publish has completed here (a first one was cut short, or an older version published):
+            # whoever publishes next, fetch-now or the daemon, publishes everything.
+            categories = entry_ids = None
+        else:
+            # What a run stored but never published (it was killed after its commit, before or while
+            # publishing) goes out with the next publish, whichever process makes it.
+            entry_ids = entry_ids | behind.keys()
+            if categories is not None:
+                categories = categories | set(behind.values())
     site = write_site(config, archive, entry_ids=entry_ids, rebuild=rebuild)
     if site.removed_paths:
         # Posts moved (a feed changed category, an entry its date): the feeds of every category are
@@ -66,12 +67,13 @@ def publish_outputs(
 MARK_FILE = ".published-mark.json"
 
 
-def _unpublished(config: Config, archive: Archive) -> dict[str, str]:
+def _unpublished(config: Config, archive: Archive) -> dict[str, str] | None:
+    """id -> category of what was stored after the last complete publish; None when none has completed."""
     try:
         entries, revisions = json.loads((config.settings.archive_dir / MARK_FILE).read_text(encoding="utf-8"))
         mark = (int(entries), int(revisions))
     except (OSError, ValueError, TypeError):
-        return {}  # no mark yet (an archive published by an older version): only what the caller names
+        return None
     return archive.changed_since(mark)
 
 

@@ -154,7 +154,7 @@ def run_store_batch(jobs: list[StoreJob], slot: int = -1) -> list[StoreResult | 
             if parsed.warning:
                 warnings[index] = parsed.warning
             try:
-                parsed_polls.setdefault(job.archive, []).append((index, _poll_of(job, parsed, warnings.get(index, ""))))
+                parsed_polls.setdefault(job.archive, []).append((index, _poll_of(job, parsed)))
             except Exception as error:  # a bug on one feed must not take its batch-mates with it
                 parsed = f"parser failed: {type(error).__name__}: {error}"
         results.append(parsed if isinstance(parsed, str) else StoreResult())
@@ -196,10 +196,10 @@ def _store(path: Path, polls: list[PollRecord]) -> list[StoreResult | StorageFai
     return [_store(path, [poll])[0] for poll in polls]
 
 
-def _poll_of(job: StoreJob, parsed: ParsedFeed, warning: str = "") -> PollRecord:
+def _poll_of(job: StoreJob, parsed: ParsedFeed) -> PollRecord:
     return replace(
         job.poll,
-        error=f"warning: {warning}" if warning else job.poll.error,  # shown by `status` beside "ok"
+        error=f"warning: {parsed.warning}" if parsed.warning else job.poll.error,  # `status` shows it beside "ok"
         title=job.title_override or parsed.title,
         site_url=parsed.link,
         format=parsed.format,

@@ -9,6 +9,7 @@ Jekyll itself: they are copied as they are, never run through Jinja.
 from __future__ import annotations
 
 import hashlib
+import html
 import posixpath
 import re
 from collections.abc import Sequence
@@ -121,8 +122,12 @@ def _reference(text: str) -> str:
     return "".join(f"&#{ord(char)};" for char in text)
 
 
+def _inert_characters(text: str) -> str:
+    return _MARKDOWN_ANYWHERE.sub(lambda match: _reference(match.group()), text)
+
+
 def _inert_text(text: str, line_start: bool, preformatted: bool) -> str:
-    text = _MARKDOWN_ANYWHERE.sub(lambda match: _reference(match.group()), text)
+    text = _inert_characters(text)
 
     def at_line_start(match: re.Match[str]) -> str:
         newline, indent, marker = match.groups()
@@ -168,9 +173,7 @@ def markdown_inert(html: str) -> str:
 
 def markdown_label(text: str) -> str:
     """Text safe inside a Markdown link label, on one line: HTML-escaped, and no Markdown in it."""
-    text = " ".join(text.split())
-    escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return _MARKDOWN_ANYWHERE.sub(lambda match: _reference(match.group()), escaped)
+    return _inert_characters(html.escape(" ".join(text.split()), quote=False))
 
 
 def web_url(url: str) -> str:
@@ -205,6 +208,9 @@ class SiteInfo:
     language: str
     base_url: str  # https://host/path/
     home_url: str  # //host/path/ : the scheme-less form the sample's back links use
+
+
+_CODE = Path(__file__).read_bytes()  # read once: the daemon fingerprints the renderer on every publish
 
 
 class Renderer:
@@ -244,7 +250,7 @@ class Renderer:
     def fingerprint(self) -> str:
         """A hash of every template as this renderer sees it (an operator's own included) and of this
         module's code: when it changes, pages rendered before may differ from what it would render now."""
-        digest = hashlib.sha256(Path(__file__).read_bytes())
+        digest = hashlib.sha256(_CODE)
         for name in sorted(self.env.list_templates()):
             digest.update(f"\x00{name}\x00{self.source(name)}".encode())
         return digest.hexdigest()

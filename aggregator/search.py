@@ -68,7 +68,7 @@ class SearchResult:
 
 
 @dataclass(frozen=True, slots=True)
-class _Query:
+class Query:
     """A query as terms: each group must match (by any one of its terms: `a OR b`), no excluded term may."""
 
     groups: tuple[tuple[_Term, ...], ...]
@@ -87,9 +87,10 @@ class _Query:
         return " AND ".join(groups) + "".join(f" NOT {term.fts()}" for term in self.excluded)
 
 
-def _parse_boolean(text: str) -> _Query:
-    """Terms as parse_query finds them, with the operators people type: `a OR b`, `NOT a` or `-a` to
-    exclude, `AND` (what every search does anyway). Operators count in capitals and outside quotes."""
+def parse_query(text: str) -> Query:
+    """A query's terms: whitespace separates them, double quotes keep a phrase together, a term given
+    twice counts once; and the operators people type: `a OR b`, `NOT a` or `-a` to exclude, `AND` (what
+    every search does anyway). Operators count in capitals and outside quotes."""
     groups: list[list[_Term]] = []
     excluded: list[_Term] = []
     ignored: list[str] = []
@@ -112,17 +113,7 @@ def _parse_boolean(text: str) -> _Query:
         elif all(term != other for group in groups for other in group):
             groups.append([term])
         joining = negating = False
-    return _Query(tuple(tuple(group) for group in groups), tuple(excluded), tuple(ignored))
-
-
-def parse_query(text: str) -> tuple[str, ...]:
-    """Split a query into terms: whitespace separates terms, double quotes keep a phrase together."""
-    terms = []
-    for quoted, word in _QUERY_PART.findall(text):
-        term = " ".join((quoted or word).split())
-        if term and term not in terms:
-            terms.append(term)
-    return tuple(terms)
+    return Query(tuple(tuple(group) for group in groups), tuple(excluded), tuple(ignored))
 
 
 def _fold(word: str) -> str:
@@ -179,7 +170,7 @@ def _candidates(
     archive: Archive,
     *,
     fts_table: str,
-    query: _Query,
+    query: Query,
     category: str | None,
     feed_url: str | None,
     since: datetime | None,
@@ -229,7 +220,7 @@ def search(
 
     An entry appears once: its current text when that matches, else its best-matching earlier revision.
     """
-    parsed = _parse_boolean(query)
+    parsed = parse_query(query)
     if not parsed.groups and not parsed.excluded and not parsed.ignored:
         raise SearchError("empty search query: give at least one word, e.g. aggregator search 征管改革")
     if not parsed.groups and parsed.excluded:

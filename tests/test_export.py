@@ -56,9 +56,9 @@ def test_bad_options_are_one_line(sample_config: Path) -> None:  # noqa: F811
 def test_csvspreadsheet_cell(sample_config: Path) -> None:  # noqa: F811
     # Excel reads a CSV without a byte order mark in the machine's code page (CJK comes out garbled) and
     # runs a cell starting with "=" as a formula: --excel writes the mark and defuses such cells.
-    code, plain, _err = run(sample_config, "export", "--format", "csv")
+    plain_code, plain, _err = run(sample_config, "export", "--format", "csv")
     code, excel, _err = run(sample_config, "export", "--format", "csv", "--excel")
-    assert code == 0 and excel == "\ufeff" + plain  # the sample has no formula-like cell
+    assert plain_code == code == 0 and excel == "\ufeff" + plain  # the sample has no formula-like cell
     assert spreadsheet_cell('=HYPERLINK("http://evil","x")') == '\'=HYPERLINK("http://evil","x")'
     assert [spreadsheet_cell(v) for v in ("@x", "+1", "-1", "\tx", "税务", 3)] == [
         "'@x",
