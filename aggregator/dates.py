@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.utils
+import functools
 import re
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 
@@ -30,7 +31,7 @@ def parse_date(raw: str, naive_zone: tzinfo = UTC) -> datetime | None:
     text = (raw or "").strip()
     if not text:
         return None
-    parsed = _parse_iso(text) or _parse_rfc822(text)
+    parsed = _parse_text(text)
     if parsed is None:
         return None
     if parsed.tzinfo is None:
@@ -39,6 +40,13 @@ def parse_date(raw: str, naive_zone: tzinfo = UTC) -> datetime | None:
         offset = parsed.utcoffset() or timedelta(0)
         parsed = parsed.replace(tzinfo=_fixed(offset))
     return parsed
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_text(text: str) -> datetime | None:
+    """Cached: the fast parser reads each entry's dates to decide whether feedparser's reading is needed,
+    and the normaliser then reads the same texts again."""
+    return _parse_iso(text) or _parse_rfc822(text)
 
 
 def _fixed(offset: timedelta) -> tzinfo:
@@ -126,4 +134,5 @@ def format_offset_date(value: datetime) -> str:
 
 
 def to_utc_text(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """'2022-03-16T00:54:16Z' (isoformat is three times faster than strftime; this runs for every entry)."""
+    return value.astimezone(UTC).replace(tzinfo=None, microsecond=0).isoformat() + "Z"

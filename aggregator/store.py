@@ -31,6 +31,7 @@ from .models import Enclosure, Entry, FeedConfig, FeedState, FeedStatus, PollRec
 T = TypeVar("T")
 BUSY_TIMEOUT_MS = 30_000
 DEFAULT_AUTO_CHECKPOINT = 1000  # pages: SQLite's own default
+PAGE_SIZE = 16384
 WRITER_LOCK_SUFFIX = ".writer-lock"  # aggregator.db.writer-lock: see Archive._write_transaction
 _CHUNK = 500
 _ENTRY_COLUMNS = (
@@ -83,6 +84,10 @@ class Archive:
             archive = cls(Database(conn, execute_plugins=False), path)
             db = archive.db
             db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            # Only a new database takes it (an existing one keeps its page size). An entry's HTML is a few
+            # KB: on 4 KB pages nearly every row spilled into overflow pages, and a first run's writes
+            # cost 10% more.
+            db.execute(f"PRAGMA page_size = {PAGE_SIZE}")
             db.enable_wal()
             db.execute("PRAGMA synchronous = NORMAL")
             db.execute("PRAGMA foreign_keys = ON")

@@ -144,7 +144,10 @@ URL_PARTS = st.sampled_from(
 
 @settings(max_examples=500, deadline=None)
 @given(
-    base=st.lists(URL_PARTS, max_size=6).map(lambda parts: "https://site.example/" + "".join(parts)),
+    base=st.tuples(
+        st.sampled_from(["https://site.example/", "http://h-1.example:8080/", "HTTP://Site.example/", "https://a@b/"]),
+        st.lists(URL_PARTS, max_size=6),
+    ).map(lambda pair: pair[0] + "".join(pair[1])),
     url=st.lists(URL_PARTS, max_size=6).map("".join),
 )
 def test_relative_resolver_agrees_with_urljoin(base: str, url: str) -> None:
@@ -215,3 +218,23 @@ def test_the_quick_rfc822_reading_agrees_with_email_utils(
         assert reference is not None and quick == reference and quick.utcoffset() == reference.utcoffset()
     elif zone not in ("-0000", "EST"):  # the forms it leaves to email.utils: an unknown offset, a zone name
         assert reference is None, text  # every other date email.utils reads, the quick path reads too
+
+
+@given(st.text(alphabet=st.sampled_from("ab 1.,。税务𠀀ア한\u3000\n")) | st.text())
+def test_split_cjk_spaces_every_cjk_character(text: str) -> None:
+    from aggregator.fulltext import _CJK_RUN, split_cjk
+
+    # The form the search index was built with: each run of CJK characters spaced out and set apart.
+    # Contentless index rows are deleted with the text they were indexed with, so it must never change.
+    assert split_cjk(text) == _CJK_RUN.sub(lambda run: " " + " ".join(run.group()) + " ", text)
+    assert re.sub(r"\s", "", split_cjk(text)) == re.sub(r"\s", "", text)
+
+
+URI_PARTS = st.sampled_from(["http", "x+y", ":", "/", "//", "a", "1", "?", ""])
+
+
+@given(st.lists(URI_PARTS, max_size=8).map("".join) | st.text())
+def test_fast_uri_fix_is_feedparsers(uri: str) -> None:
+    from aggregator.fastparse import _URI_FIXER, _resolve
+
+    assert _resolve(uri) == _URI_FIXER.sub(r"\1\3", uri)
