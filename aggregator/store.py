@@ -50,6 +50,8 @@ def _now_text(value: datetime) -> str:
 
 
 def _enclosures_json(enclosures: tuple[Enclosure, ...]) -> str:
+    if not enclosures:
+        return "[]"  # most entries: json.dumps costs microseconds even for nothing, and this runs per entry
     return json.dumps([{"url": e.url, "type": e.type, "length": e.length} for e in enclosures], ensure_ascii=False)
 
 
@@ -615,7 +617,7 @@ def _entry_row(entry_id: str, poll: PollRecord, entry: Entry, now: str) -> dict[
         "published_utc": to_utc_text(entry.published),
         "updated": _iso(entry.updated),
         "date_flag": entry.date_flag,
-        "tags": json.dumps(list(entry.tags), ensure_ascii=False),
+        "tags": json.dumps(list(entry.tags), ensure_ascii=False) if entry.tags else "[]",
         "enclosures": _enclosures_json(entry.enclosures),
         "content_hash": entry.content_hash,
         "revision": 1,
