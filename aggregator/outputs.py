@@ -7,13 +7,17 @@ fetch-now, `aggregator publish` and the daemon all call `publish_outputs`, so th
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 
 from .atomic import write_atomic
+from .errors import StorageError
 from .models import Config
 from .publish import PublishReport, publish_feeds
 from .site import SiteReport, write_site
 from .store import Archive
+
+log = logging.getLogger("aggregator.outputs")
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +44,11 @@ def publish_outputs(
     narrow the work to the categories and entries an update touched; `rebuild` re-renders every file."""
     if rebuild:
         categories = entry_ids = None
+    try:
+        # A feed moved in feeds.yaml since its last poll: its posts and feed items move now, not at that poll.
+        archive.apply_categories({feed.url: feed.category for feed in config.feeds})
+    except StorageError as error:  # a read-only archive still publishes, as it stands
+        log.warning("%s", error)
     mark = archive.publish_mark()
     if entry_ids is not None:
         behind = _unpublished(config, archive)

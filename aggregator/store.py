@@ -14,7 +14,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -283,7 +283,7 @@ class Archive:
         moved = [
             (poll.category, poll.url) for poll in polls if poll.url in stored and stored[poll.url][0] != poll.category
         ]
-        self.db.conn.executemany("UPDATE entries SET category = ? WHERE feed_url = ?", moved)
+        self._move_entries(moved)
         rows = []
         for poll in polls:
             fetched = _now_text(poll.fetched_at)
@@ -348,6 +348,31 @@ class Archive:
             """,
             rows,
         )
+
+    def _move_entries(self, moved: Sequence[tuple[str, str]]) -> None:
+        """(category, feed url) pairs: each feed's archived entries go to its new category."""
+        self.db.conn.executemany("UPDATE entries SET category = ? WHERE feed_url = ?", moved)
+
+    def apply_categories(self, categories: Mapping[str, str]) -> int:
+        """Move the entries of every archived feed whose category in feeds.yaml (`categories`, feed url ->
+        category) is not the one it was stored under, and the feed with them: a publish right after the
+        operator moved a feed shows the move without waiting for the feed's next poll. Returns how many
+        feeds moved."""
+        try:
+            query = "SELECT url, category FROM feeds WHERE url"
+            stored = {url: category for url, category in self._rows_where_in(query, list(categories))}
+            moved = [(category, url) for url, category in categories.items() if stored.get(url, category) != category]
+            if moved:
+
+                def write() -> None:
+                    with self._write_transaction():
+                        self._move_entries(moved)
+                        self.db.conn.executemany("UPDATE feeds SET category = ? WHERE url = ?", moved)
+
+                _retry_locked(write)
+        except sqlite3.Error as error:
+            raise StorageError(f"{self.path}: cannot move feeds to their new categories: {error}") from None
+        return len(moved)
 
     def _stored_feeds(self, urls: list[str]) -> dict[str, tuple[str, str | None, str | None]]:
         """category, body_hash and last_fetched_at of the stored feeds among `urls`."""

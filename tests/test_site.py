@@ -258,6 +258,30 @@ def test_a_feed_moved_to_another_category_moves_its_posts(httpserver: HTTPServer
     assert "Item 1" not in (feeds / "news.atom").read_text(encoding="utf-8")
 
 
+def test_a_publish_alone_shows_a_feed_moved_in_feeds_yaml(httpserver: HTTPServer, tmp_path: Path) -> None:
+    from aggregator.outputs import publish_outputs
+    from tests.conftest import run_update, write_config
+    from tests.feeds import item, rss
+
+    httpserver.expect_request("/f").respond_with_data(rss([item(1)]), content_type="application/rss+xml")
+    feeds = [{"url": httpserver.url_for("/f"), "category": "news"}]
+    categories = {"news": {"title": "News"}, "tech": {"title": "Tech"}}
+    config = load_config(write_config(tmp_path, feeds, categories, publish=False, per_host_delay=0))
+    run_update(config)
+    with Archive.open(config.settings.database_path) as archive:
+        publish_outputs(config, archive)
+    moved = load_config(write_config(tmp_path, [{**feeds[0], "category": "tech"}], categories, per_host_delay=0))
+    with Archive.open(moved.settings.database_path) as archive:
+        publish_outputs(moved, archive)  # `aggregator publish`: no poll in between
+        assert [entry.category for entry in archive.entries()] == ["tech"]
+        assert archive.db.execute("SELECT category FROM feeds").fetchall() == [("tech",)]
+    public = config.settings.archive_dir / "public"
+    assert not list((public / "news").rglob("*.html"))
+    assert [p.name for p in (public / "tech").rglob("*.html")] == ["item-1.html"]
+    assert "Item 1" in (config.settings.archive_dir / "feeds" / "tech.atom").read_text(encoding="utf-8")
+    assert len(httpserver.log) == 1
+
+
 def test_a_new_category_title_reaches_every_post_without_a_rebuild(make_config: Callable[..., Config]) -> None:
     # Posts show their category's title (and tags, the site's address): a plain publish after the
     # operator changes them renders those posts again, writing only files whose bytes change.
