@@ -207,7 +207,10 @@ def _string_list(value: object) -> tuple[str, ...]:
 def same_feed_key(url: str) -> tuple[str, str, str, int | None, str, str]:
     """What makes two feed URLs the same address: scheme and host in any case, the default port written
     or not, an empty path or "/". (Other spellings, such as a trailing slash, may be different feeds.)"""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # a broken address (refused on loading) is only ever the same as itself
+        return "", "", url, None, "", ""
     scheme = parts.scheme.lower()
     try:
         port = parts.port
@@ -228,13 +231,29 @@ def _host_port(value: str) -> str:
     return f"{match.group(1).lower().rstrip('.')}:{int(match.group(2))}"
 
 
+def feed_url_problem(url: str) -> str | None:
+    """What makes `url` unusable as a feed address, or None: the one rule for feeds.yaml, `feeds add` and
+    OPML import."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises for a port that is not a number from 0 to 65535
+    except ValueError as error:
+        return f"not a valid URL ({error})"
+    if parts.scheme.lower() not in ("http", "https"):
+        return f"unsupported URL scheme {parts.scheme or '(none)'!r} (use http or https)"
+    if not parts.hostname:
+        return "URL has no host"
+    if any(character.isspace() or ord(character) < 0x20 for character in parts.netloc):
+        return "the host contains a space or a control character"
+    if port == 0:
+        return "port 0 is not a port a server listens on"
+    return None
+
+
 def _feed_url(value: object) -> str:
     url = _text(value)
-    parts = urlsplit(url)
-    if parts.scheme.lower() not in ("http", "https"):
-        raise ValueError(f"unsupported URL scheme {parts.scheme or '(none)'!r} in {url!r} (use http or https)")
-    if not parts.hostname:
-        raise ValueError(f"URL has no host: {url!r}")
+    if problem := feed_url_problem(url):
+        raise ValueError(f"{problem}: {url!r}")
     return url
 
 

@@ -46,7 +46,30 @@ def parse_date(raw: str, naive_zone: tzinfo = UTC) -> datetime | None:
 def _parse_text(text: str) -> datetime | None:
     """Cached: the fast parser reads each entry's dates to decide whether feedparser's reading is needed,
     and the normaliser then reads the same texts again."""
-    return _parse_iso(text) or _parse_rfc822(text)
+    return _parse_iso(text) or _parse_rfc822(text) or _parse_numeric(text)
+
+
+# What Chinese (and many other) sites write: 2022/03/16 08:54:16, 2022年3月16日 8:54, 2022.03.16. Read
+# here, in the feed's zone when no offset is written: feedparser's reading of them is a wrong date.
+_NUMERIC = re.compile(
+    r"(\d{4})(?:/|年\s*|\.)(\d{1,2})(?:/|月\s*|\.)(\d{1,2})日?"
+    r"(?:(?:\s+|T)(\d{1,2}):(\d{2})(?::(\d{2}))?)?\s*(Z|[+-]\d{2}:?\d{2})?"
+)
+
+
+def _parse_numeric(text: str) -> datetime | None:
+    match = _NUMERIC.fullmatch(text)
+    if match is None:
+        return None
+    year, month, day, hour, minute, second, zone = match.groups()
+    tz: tzinfo | None = None
+    if zone:
+        sign, digits = (1 if zone[0] == "+" else -1), zone[1:].replace(":", "")
+        tz = UTC if zone == "Z" else timezone(sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:])))
+    try:
+        return datetime(int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0), tzinfo=tz)
+    except ValueError:
+        return None
 
 
 def _fixed(offset: timedelta) -> tzinfo:

@@ -21,8 +21,11 @@ _BOMS = (
     (codecs.BOM_UTF16_BE, "utf-16-be"),
 )
 # Legacy Chinese names decode with their superset, so GBK-only characters in a "gb2312" feed survive.
-_SUPERSETS = {"gb2312": "gb18030", "gbk": "gb18030", "cp936": "gb18030", "big5": "big5hkscs", "x-gbk": "gb18030"}
-_FALLBACKS = ("utf-8", "gb18030", "big5hkscs", "shift_jis", "euc-kr", "windows-1252")
+# Big5 is read as Microsoft's cp950, what Taiwanese sites write (big5hkscs reads the ETEN extension,
+# kana and Cyrillic among it, as Hong Kong characters); a document cp950 cannot read is tried as HKSCS.
+_SUPERSETS = {"gb2312": "gb18030", "gbk": "gb18030", "cp936": "gb18030", "big5": "cp950", "x-gbk": "gb18030"}
+_ALTERNATIVES = {"cp950": "big5hkscs"}
+_FALLBACKS = ("utf-8", "gb18030", "cp950", "big5hkscs", "shift_jis", "euc-kr", "windows-1252")
 
 
 def canonical(name: str) -> str | None:
@@ -78,8 +81,14 @@ def _decode(body: bytes, content_type: str | None, override: str | None) -> tupl
     ]
     for name in names:
         codec = canonical(name) if name else None
-        if codec and codec not in candidates and not codec.startswith("utf-16") and not codec.startswith("utf-32"):
-            candidates.append(codec)
+        for option in (codec, _ALTERNATIVES.get(codec or "")):
+            if option and option not in candidates and not option.startswith(("utf-16", "utf-32")):
+                candidates.append(option)
+    if candidates[0] != "utf-8" and not body.isascii():
+        # A body that is valid UTF-8 is UTF-8, whatever its declaration or header says: GBK or Big5 text
+        # is practically never valid UTF-8, while UTF-8 text labelled GBK often decodes "strictly" as
+        # GB18030, into mojibake (servers configured once for a legacy site, then fed UTF-8).
+        candidates.insert(0, "utf-8")
     for codec in candidates:
         try:
             return body.decode(codec), codec, True

@@ -20,7 +20,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
 
 from .atomic import write_text_atomic
-from .config import CATEGORY_SLUG, RESERVED_SLUGS, parse_config, same_feed_key
+from .config import CATEGORY_SLUG, RESERVED_SLUGS, feed_url_problem, parse_config, same_feed_key
 from .errors import ConfigError
 from .models import Config, FeedConfig
 
@@ -101,6 +101,8 @@ class FeedsFile:
         checks that none of them is configured already."""
         known = {same_feed_key(feed.url): feed.url for feed in self.config.feeds}
         for feed in feeds:
+            if problem := feed_url_problem(feed.url):
+                raise FeedsFileError(f"{feed.url!r}: {problem}")
             key = same_feed_key(feed.url)
             if (same := known.get(key)) is not None:
                 as_written = "" if same == feed.url else f" (as {same!r})"

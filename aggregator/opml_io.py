@@ -13,12 +13,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
-from urllib.parse import urlsplit
 
 import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
 
-from .config import CATEGORY_SLUG, RESERVED_SLUGS, same_feed_key
+from .config import CATEGORY_SLUG, RESERVED_SLUGS, feed_url_problem, same_feed_key
 from .errors import ConfigError
 from .feedsfile import NewCategory, NewFeed
 from .models import Config
@@ -108,9 +107,8 @@ def plan_import(config: Config, feeds: list[OpmlFeed], category: str | None) -> 
     created: dict[str, str] = {}  # folder title -> slug for categories this import creates
     configured = {same_feed_key(f.url) for f in config.feeds}
     for feed in feeds:
-        parts = urlsplit(feed.url)
-        if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-            plan.skipped.append(f"{feed.url}: not an http(s) URL")
+        if problem := feed_url_problem(feed.url):
+            plan.skipped.append(f"{feed.url}: {problem}")
             continue
         if same_feed_key(feed.url) in configured:
             plan.skipped.append(f"{feed.url}: already configured")
@@ -132,12 +130,18 @@ def _folder_category(
     feed: OpmlFeed, config: Config, by_title: dict[str, str], created: dict[str, str], plan: ImportPlan
 ) -> str:
     title = feed.folder or ""
+    own = feed.folder_slug
+    if own and CATEGORY_SLUG.match(own) and own not in RESERVED_SLUGS:
+        # Our own export names its categories: two of them may share a title ("News" in two languages).
+        if own not in config.categories and own not in created.values():
+            plan.categories.append(NewCategory(slug=own, title=title))
+        created.setdefault(title, own)
+        return own
     if title in by_title:
         return by_title[title]
     if title in created:
         return created[title]
-    own = feed.folder_slug
-    slug = own if own and CATEGORY_SLUG.match(own) and own not in RESERVED_SLUGS else category_slug(title)
+    slug = category_slug(title)
     if slug not in config.categories and slug not in created.values():
         plan.categories.append(NewCategory(slug=slug, title=title))
     created[title] = slug

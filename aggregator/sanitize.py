@@ -34,7 +34,12 @@ _CLEAN_CONTENT = {"script", "style", "template", "iframe", "object", "embed", "n
 _TAG = re.compile(r"<[^>]*>")
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffe\uffff\ud800-\udfff]")
 _ASCII_CONTROL = bytes(range(0x00, 0x09)) + b"\x0b\x0c" + bytes(range(0x0E, 0x20)) + b"\x7f"
-_SPACE = re.compile(r"\s+")
+# Whitespace that folds to one space in plain text: ASCII's and the line separators. Not Python's `\s`,
+# which would also fold the ideographic space (U+3000) Chinese text uses inside titles and names, and
+# the no-break space.
+_FOLDED = " \t\n\r\f\v\x85\u2028\u2029"
+_SPACE = re.compile(f"[{_FOLDED}]+")
+_PARAGRAPH_BREAK = re.compile(r"\n[ \t\r\f\v]*\n")
 _BLOCK_BOUNDARY = re.compile(
     r"</?(?:p|div|br|hr|li|ul|ol|dl|dt|dd|h[1-6]|blockquote|pre|table|thead|tbody|tfoot|tr|td|th|caption"
     r"|section|article|aside|header|footer|nav|figure|figcaption|address|details|summary|main)\b",
@@ -162,17 +167,18 @@ def html_to_text(fragment: str) -> str:
     # block-level or break tag keeps paragraphs apart (inline tags stay glued: "<b>a</b>b" is "ab").
     fragment = _BLOCK_BOUNDARY.sub(r" \g<0>", fragment)
     text = _TEXT_CLEANER.clean(remove_control_characters(fragment))
-    return _SPACE.sub(" ", html.unescape(_TAG.sub(" ", text))).strip()
+    return _SPACE.sub(" ", html.unescape(_TAG.sub(" ", text))).strip(_FOLDED)
 
 
 def plain_text(text: str) -> str:
     """Text that is already plain (not HTML): control characters dropped, whitespace folded."""
-    return _SPACE.sub(" ", remove_control_characters(text)).strip()
+    return _SPACE.sub(" ", remove_control_characters(text)).strip(_FOLDED)
 
 
 def text_to_html(text: str) -> str:
     """Plain text as safe HTML paragraphs."""
-    paragraphs = [p.strip() for p in re.split(r"\n\s*\n", remove_control_characters(text)) if p.strip()]
+    # A paragraph keeps its leading ideographic spaces: the indent of Chinese prose.
+    paragraphs = [p.strip(_FOLDED) for p in _PARAGRAPH_BREAK.split(remove_control_characters(text)) if p.strip()]
     return "\n".join(f"<p>{html.escape(p, quote=False)}</p>" for p in paragraphs)
 
 

@@ -263,3 +263,52 @@ def test_plain_text_keeps_paragraphs_apart_and_reads_lowercase_rfc3339() -> None
     assert html_to_text("<b>Bold</b>ness") == "Boldness"  # inline tags glue, as a browser shows them
     # RFC 3339 allows a lowercase "t" and "z"; JSON Feed dates have no other reader to fall back on.
     assert parse_date("2024-03-01t10:00:00z") == datetime(2024, 3, 1, 10, 0, tzinfo=UTC)
+
+
+def test_legacy_chinese_encodings_read_as_their_writers_meant() -> None:
+    from aggregator.encoding import decode_feed
+
+    def document(declared: str, text: str, codec: str) -> bytes:
+        return f'<?xml version="1.0" encoding="{declared}"?><rss><title>{text}</title></rss>'.encode(codec)
+
+    # Big5 as Taiwanese sites write it (cp950): the ETEN kana and circled digits stay what they are.
+    assert "台灣の味①" in decode_feed(document("big5", "台灣の味①", "cp950"))[0]
+    # Hong Kong characters that cp950 lacks are still read, as HKSCS.
+    assert "㗎" in decode_feed(document("big5", "㗎", "big5hkscs"))[0]
+    # UTF-8 labelled GBK (by the declaration or the server) is UTF-8: GB18030 would read it "strictly".
+    assert "中国税务" in decode_feed(document("gbk", "中国税务", "utf-8"))[0]
+    body = "<rss><title>中国税务</title></rss>".encode()
+    assert "中国税务" in decode_feed(body, "text/xml; charset=gbk")[0]
+    # Real GBK is still GBK.
+    assert "中国税务" in decode_feed(document("gbk", "中国税务", "gbk"))[0]
+
+
+def test_chinese_spacing_and_dates_survive_normalising() -> None:
+    from zoneinfo import ZoneInfo
+
+    from aggregator.normalize import normalize_feed
+    from aggregator.parse import parse_document
+
+    rss = (
+        "<rss version='2.0'><channel><title>税务</title><link>http://a.example/</link>"
+        "<item><title>中国\u3000税务</title><link>http://a.example/1</link><author>欧阳\u3000修</author>"
+        "<category>中国\u3000税务</category><pubDate>2022/03/16 08:54:16</pubDate></item>"
+        "<item><title>二</title><link>http://a.example/2</link><pubDate>2022年3月16日 8:54</pubDate></item>"
+        "</channel></rss>"
+    ).encode()
+    feed = normalize_feed(
+        parse_document(rss, "http://a.example/f"),
+        feed_url="http://a.example/f",
+        fetched_at=datetime(2023, 1, 1, tzinfo=UTC),
+        naive_zone=ZoneInfo("Asia/Shanghai"),
+    )
+    first, second = feed.entries
+    assert (first.title, first.author, first.tags) == ("中国\u3000税务", "欧阳\u3000修", ("中国\u3000税务",))
+    assert first.published.isoformat() == "2022-03-16T08:54:16+08:00" and first.date_flag == ""
+    assert second.published.isoformat() == "2022-03-16T08:54:00+08:00"
+    json_feed = (
+        '{"version": "https://jsonfeed.org/version/1.1", "title": "t", "items": [{"id": "1", '
+        '"content_text": "\\u3000\\u3000第一段。\\n\\n\\u3000\\u3000第二段。"}]}'
+    ).encode()
+    entry = normalize_feed(parse_document(json_feed, "http://a.example/j"), feed_url="j", fetched_at=datetime.now(UTC))
+    assert entry.entries[0].content == "<p>\u3000\u3000第一段。</p>\n<p>\u3000\u3000第二段。</p>"
