@@ -9,9 +9,10 @@ written atomically. Nothing is written when any check fails.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from .atomic import write_text_atomic
 from .config import CATEGORY_SLUG, RESERVED_SLUGS, feed_url_problem, parse_config, same_feed_key
 from .errors import ConfigError
 from .models import Config, FeedConfig
+from .yamlread import YamlSyntaxError, load_yaml
 
 _PLAIN_SAFE = re.compile(r"^[^\s\"'#:{}\[\],&*!|>%@`-][^#]*$")
 
@@ -61,11 +63,15 @@ def _yaml() -> YAML:
 
 
 def _scalar(value: str) -> str:
-    """A YAML scalar for `value`: plain when that reads back identically, else double-quoted."""
+    """A YAML scalar for `value`: plain when that reads back identically ("1.0" would read as a number,
+    "Notes:" as a mapping), else double-quoted with YAML's escapes (a newline or a tab in a title)."""
     if _PLAIN_SAFE.match(value) and value == value.strip() and ": " not in value and value.lower() not in _KEYWORDS:
-        return value
-    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{escaped}"'
+        try:
+            if load_yaml(f"k: {value}\n") == {"k": value}:
+                return value
+        except YamlSyntaxError:
+            pass
+    return json.dumps(value, ensure_ascii=False)  # a JSON string is a YAML double-quoted scalar
 
 
 _KEYWORDS = {"true", "false", "yes", "no", "on", "off", "null", "~", ""}
@@ -100,6 +106,8 @@ class FeedsFile:
         """Append feeds (and create missing categories) at the end of their sections; `dry_run` only
         checks that none of them is configured already."""
         known = {same_feed_key(feed.url): feed.url for feed in self.config.feeds}
+        # feeds.yaml reads titles without their outer spaces: written with them, the edit would not check out.
+        feeds = [replace(feed, title=feed.title.strip() or None) if feed.title else feed for feed in feeds]
         for feed in feeds:
             if problem := feed_url_problem(feed.url):
                 raise FeedsFileError(f"{feed.url!r}: {problem}")

@@ -18,6 +18,7 @@ import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
 
 from .config import CATEGORY_SLUG, RESERVED_SLUGS, feed_url_problem, same_feed_key
+from .encoding import to_utf8_document
 from .errors import ConfigError
 from .feedsfile import NewCategory, NewFeed
 from .models import Config
@@ -66,9 +67,11 @@ def category_slug(title: str) -> str:
 
 def read_opml(data: bytes, source: str) -> list[OpmlFeed]:
     """Every feed outline in an OPML document, in document order."""
+    # expat reads no multi-byte legacy encoding: a GBK export from a Chinese reader becomes UTF-8 first.
+    data, _encoding = to_utf8_document(data)
     try:
         root = SafeET.fromstring(data)
-    except (ET.ParseError, DefusedXmlException) as error:
+    except (ET.ParseError, DefusedXmlException, ValueError) as error:
         raise OpmlError(f"{source}: not a readable OPML file: {error}") from None
     if root.tag != "opml":
         raise OpmlError(f"{source}: not an OPML file (the root element is <{root.tag}>, expected <opml>)")

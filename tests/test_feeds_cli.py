@@ -126,6 +126,9 @@ def test_errors_are_one_line_and_write_nothing(tmp_path: Path) -> None:
         (("feeds", "add", "https://A.example:443/feed.xml", "--category", "tech"), "already configured"),
         (("feeds", "add", "https://x.example/f", "--category", "nope", "--no-discover"), "unknown category 'nope'"),
         (("feeds", "add", "ftp://x.example/f", "--category", "tech", "--no-discover"), "unsupported URL scheme"),
+        (("feeds", "add", "http://[::1", "--category", "tech", "--no-discover"), "not a valid URL"),
+        (("feeds", "add", "http://127.0.0.1:99999/x", "--category", "tech", "--no-discover"), "not a valid URL"),
+        (("feeds", "add", "http://exa mple.com/f", "--category", "tech", "--no-discover"), "host contains a space"),
         (("feeds", "remove", "https://missing.example/"), "no feed 'https://missing.example/'"),
     ]:
         code, _out, err = run(path, *args)
@@ -166,3 +169,14 @@ def test_adding_to_a_file_without_feeds(tmp_path: Path) -> None:
     )
     assert run(path, "feeds", "remove", "https://a.example/f")[0] == 0
     assert load_config(path).feeds == ()
+
+
+def test_titles_that_yaml_would_misread_are_quoted(tmp_path: Path) -> None:
+    path = feeds_file(tmp_path)
+    titles = ["Release Notes:", "1.0", "0x10", "two\nlines", "yes"]
+    for number, title in enumerate(titles):
+        code, _out, err = run(path, "feeds", "add", f"https://t{number}.example/f", "--category", "tech",
+                              "--title", title, "--no-discover")  # fmt: skip
+        assert code == 0, (title, err)
+    configured = {feed.url: feed.title for feed in load_config(path).feeds}
+    assert [configured[f"https://t{number}.example/f"] for number in range(len(titles))] == titles

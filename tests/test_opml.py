@@ -58,7 +58,7 @@ def test_import_maps_folders_to_categories(tmp_path: Path) -> None:
     assert code == 0, err
     assert "skipped https://a.example/feed.xml: already configured" in err
     assert "skipped https://e.example/loose.xml: outside any folder" in err
-    assert "skipped javascript:alert(1): not an http(s) URL" in err
+    assert "skipped javascript:alert(1): unsupported URL scheme 'javascript'" in err
     loaded = load_config(config)
     assert {f.url: f.category for f in loaded.feeds} == {
         "https://a.example/feed.xml": "tech",
@@ -153,3 +153,35 @@ def test_a_round_trip_keeps_titles_as_they_were_and_disabled_feeds_disabled(tmp_
         "https://b.example/rss": ("My name for B", True),
         "https://c.example/off.xml": (None, False),
     }
+
+
+def test_shared_titles_gbk_files_and_broken_urls(tmp_path: Path) -> None:
+    config = tmp_path / "feeds.yaml"
+    config.write_text(
+        "categories:\n  news-de:\n    title: News\n  news-en:\n    title: News\n"
+        "feeds:\n  - url: https://de.example/f\n    category: news-de\n  - url: https://en.example/f\n"
+        "    category: news-en\n",
+        "utf-8",
+    )
+    code, exported, _err = run(config, "opml", "export")
+    assert code == 0
+    empty = tmp_path / "other" / "feeds.yaml"
+    empty.parent.mkdir()
+    empty.write_text("feeds: []\n", "utf-8")
+    code, _out, err = run(empty, "opml", "import", "-", stdin=exported.encode())
+    assert code == 0, err
+    # Two categories with one title stay two: our export's slugs decide.
+    assert {f.url: f.category for f in load_config(empty).feeds} == {
+        "https://de.example/f": "news-de",
+        "https://en.example/f": "news-en",
+    }
+    gbk = (
+        '<?xml version="1.0" encoding="GBK"?><opml version="2.0"><body><outline text="新闻">'
+        '<outline text="税务" xmlUrl="https://gbk.example/f"/>'
+        '<outline text="Broken" xmlUrl="http://[::1/feed"/></outline></body></opml>'
+    ).encode("gbk")
+    code, out, err = run(empty, "opml", "import", "-", stdin=gbk)
+    assert code == 0 and "Traceback" not in err, err
+    assert "http://[::1/feed: not a valid URL" in out + err
+    feeds = {f.url: f.category for f in load_config(empty).feeds}
+    assert feeds["https://gbk.example/f"] == "xin-wen" and load_config(empty).categories["xin-wen"].title == "新闻"
