@@ -222,6 +222,11 @@ def feeds_add(ctx: click.Context, url: str, category: str, title: str | None, di
     if discover:
         found = discover_feed(url, feeds_file.config.settings)
         if not found.is_feed:
+            if not found.feeds and found.refused:
+                raise AggregatorError(
+                    f"{url}: the page's feed link {found.refused[0]} is on a private or local address, which "
+                    "discovery does not follow (add that host:port to allow_hosts, or add the feed's URL itself)"
+                )
             if not found.feeds:
                 raise AggregatorError(f'{url}: no feed found (the page declares no <link rel="alternate"> feed)')
             feed_url = found.feeds[0].url

@@ -9,10 +9,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import re
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from urllib.parse import urljoin, urlsplit
 
+from .encoding import canonical
 from .errors import FetchError
 from .fetch import HostLimiter, HttpClient, fetch_feed
 from .models import FeedConfig, FeedState, Fetched, FetchFailure, Settings
@@ -24,12 +26,18 @@ FEED_TYPES = {
     "application/rss+xml": "RSS",
     "application/atom+xml": "Atom",
     "application/feed+json": "JSON Feed",
-    "application/json": "JSON Feed",
+    "application/json": "JSON Feed?",
     "application/rdf+xml": "RDF",
     "application/xml": "XML",
     "text/xml": "XML",
 }
 _FEED_MARKERS = (b"<rss", b"<feed", b"<rdf:rdf", b"<rdf")
+# Types a page also uses for things that are not feeds (WordPress links its REST API as application/json
+# from every page): a link of one of these is downloaded and kept only when it is a feed.
+_AMBIGUOUS_TYPES = frozenset({"JSON Feed?", "XML"})
+# The first element of an XML or HTML document, after its declaration, comments, PIs and doctype.
+_ROOT_ELEMENT = re.compile(rb"(?:\s|<\?.*?\?>|<!--.*?-->|<!doctype[^>]*>)*<([a-z][a-z0-9:_-]*)", re.DOTALL)
+_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?([A-Za-z0-9._:-]+)""", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +54,7 @@ class Discovery:
     url: str
     is_feed: bool
     feeds: tuple[FoundFeed, ...] = ()
+    refused: tuple[str, ...] = ()  # feed links on private addresses the settings do not allow
 
 
 class _AlternateLinks(HTMLParser):
@@ -97,6 +106,9 @@ def looks_like_feed(body: bytes, content_type: str | None) -> bool:
         except (ValueError, UnicodeDecodeError):
             return False
         return isinstance(data, dict) and "jsonfeed.org" in str(data.get("version", ""))
+    root = _ROOT_ELEMENT.match(head)
+    if root is not None:
+        return root.group(1) in (b"rss", b"feed", b"rdf:rdf", b"rdf")
     if b"<html" in head or b"<!doctype html" in head:
         return False
     return any(marker in head for marker in _FEED_MARKERS)
@@ -108,13 +120,17 @@ def _page_text(body: bytes, content_type: str | None) -> str:
         name, _, value = part.partition("=")
         if name.strip().lower() == "charset":
             charset = value.strip().strip('"')
-    for encoding in (charset, "utf-8"):
+    declared = _META_CHARSET.search(body[:4096])
+    meta = declared.group(1).decode("ascii") if declared else ""
+    # The server's charset, the page's own <meta charset>, then UTF-8 and GB18030: a Chinese page's feed
+    # title, and a feed URL with Chinese in its path, must not come out as mojibake.
+    for encoding in (charset, meta, "utf-8", "gb18030"):
         if encoding:
             try:
-                return body.decode(encoding)
+                return body.decode(canonical(encoding) or encoding)
             except (LookupError, UnicodeDecodeError):
                 continue
-    return body.decode("latin-1")  # only <link> tags are read, and their URLs are ASCII in practice
+    return body.decode("latin-1")
 
 
 async def _download(url: str, settings: Settings) -> Fetched:
@@ -134,15 +150,26 @@ async def _download(url: str, settings: Settings) -> Fetched:
     return result
 
 
-async def _public_only(found: tuple[FoundFeed, ...], page_url: str, settings: Settings) -> tuple[FoundFeed, ...]:
+async def _usable(found: tuple[FoundFeed, ...], page_url: str, settings: Settings) -> Discovery:
     """A discovered URL was chosen by the page, not the operator: the private-network rule applies to it
-    (a feed on the page's own host and port is fine, as a redirect there would be)."""
+    (a feed on the page's own host and port is fine, as a redirect there would be). A link of an
+    ambiguous type is kept only if it downloads as a feed."""
     allow = frozenset(h.lower() for h in settings.allow_hosts)
-    kept = []
+    kept, refused = [], []
     for feed in found:
-        if await refusal(feed.url, page_url, allow, settings.strict_network) is None:
-            kept.append(feed)
-    return tuple(kept)
+        if await refusal(feed.url, page_url, allow, settings.strict_network) is not None:
+            refused.append(feed.url)
+            continue
+        if feed.kind in _AMBIGUOUS_TYPES:
+            try:
+                fetched = await _download(feed.url, settings)
+            except FetchError:
+                continue
+            if not looks_like_feed(fetched.body, fetched.content_type):
+                continue
+            feed = dataclasses.replace(feed, kind="JSON Feed" if feed.kind == "JSON Feed?" else feed.kind)
+        kept.append(feed)
+    return Discovery(url=page_url, is_feed=False, feeds=tuple(kept), refused=tuple(refused))
 
 
 def discover(url: str, settings: Settings) -> Discovery:
@@ -151,4 +178,4 @@ def discover(url: str, settings: Settings) -> Discovery:
     if looks_like_feed(fetched.body, fetched.content_type):
         return Discovery(url=url, is_feed=True)
     found = feed_links(_page_text(fetched.body, fetched.content_type), fetched.final_url)
-    return Discovery(url=url, is_feed=False, feeds=asyncio.run(_public_only(found, url, settings)))
+    return dataclasses.replace(asyncio.run(_usable(found, url, settings)), url=url)

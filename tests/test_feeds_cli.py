@@ -180,3 +180,39 @@ def test_titles_that_yaml_would_misread_are_quoted(tmp_path: Path) -> None:
         assert code == 0, (title, err)
     configured = {feed.url: feed.title for feed in load_config(path).feeds}
     assert [configured[f"https://t{number}.example/f"] for number in range(len(titles))] == titles
+
+
+def test_discovery_checks_ambiguous_links_reads_chinese_pages_and_explains_refusals(
+    tmp_path: Path, httpserver: HTTPServer
+) -> None:
+    wordpress = """<!doctype html><html><head>
+      <link rel="alternate" type="application/json" href="/wp-json/wp/v2/pages/2">
+      <link rel="alternate" type="application/rss+xml" href="/feed/">
+      </head></html>"""
+    httpserver.expect_request("/wp/").respond_with_data(wordpress, content_type="text/html")
+    httpserver.expect_request("/wp-json/wp/v2/pages/2").respond_with_json({"id": 2, "title": "About"})
+    chinese = (
+        '<html><head><meta charset="gbk">'
+        '<link rel="alternate" type="application/rss+xml" title="新闻订阅" href="/订阅.xml"></head></html>'
+    )
+    httpserver.expect_request("/cn/").respond_with_data(chinese.encode("gbk"), content_type="text/html")
+    cdata = rss([item(1)]).replace(b"<channel>", b"<channel><description><![CDATA[<html>hi</html>]]></description>", 1)
+    httpserver.expect_request("/cdata.xml").respond_with_data(cdata, content_type="text/xml")
+    private = (
+        '<html><head><link rel="alternate" type="application/rss+xml" href="http://127.0.0.1:9/f.xml"></head></html>'
+    )
+    httpserver.expect_request("/private/").respond_with_data(private, content_type="text/html")
+    path = feeds_file(tmp_path)
+    code, _out, err = run(path, "feeds", "add", httpserver.url_for("/wp/"), "--category", "tech")
+    assert code == 0 and f"discovered {httpserver.url_for('/feed/')}" in err and "wp-json" not in err, err
+    code, _out, err = run(path, "feeds", "add", httpserver.url_for("/cn/"), "--category", "tech")
+    assert code == 0 and f"discovered {httpserver.url_for('/订阅.xml')}" in err, err
+    code, _out, err = run(path, "feeds", "add", httpserver.url_for("/cdata.xml"), "--category", "tech")
+    assert code == 0 and "discovered" not in err, err  # a feed, added as it is
+    code, _out, err = run(path, "feeds", "add", httpserver.url_for("/private/"), "--category", "tech")
+    assert code == 1 and "http://127.0.0.1:9/f.xml is on a private or local address" in err and "allow_hosts" in err
+    assert [f.url for f in load_config(path).feeds][-3:] == [
+        httpserver.url_for("/feed/"),
+        httpserver.url_for("/订阅.xml"),
+        httpserver.url_for("/cdata.xml"),
+    ]
