@@ -170,11 +170,24 @@ def _not_modified_since(header: str, mtime: float) -> bool:
 
 
 def _accepts_gzip(header: str) -> bool:
+    """Whether Accept-Encoding allows gzip (RFC 9110 12.5.3): an explicit gzip (or x-gzip) entry decides,
+    whatever its place in the list; else `*`; q=0 refuses."""
+    qualities: dict[str, float] = {}
     for part in header.lower().split(","):
-        coding, _, params = part.strip().partition(";")
-        if coding.strip() in ("gzip", "*"):
-            quality = params.strip()
-            return not re.fullmatch(r"q\s*=\s*0(\.0*)?", quality)
+        coding, *params = (piece.strip() for piece in part.split(";"))
+        quality = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        if coding:
+            qualities[coding] = max(quality, qualities.get(coding, 0.0))
+    for coding in ("gzip", "x-gzip", "*"):
+        if coding in qualities:
+            return qualities[coding] > 0
     return False
 
 
@@ -214,7 +227,9 @@ def create_app(config: Config) -> Starlette:
                 return not_found()
             if not path.endswith("/"):
                 query = request.url.query
-                return RedirectResponse(path + "/" + (f"?{query}" if query else ""), status_code=301)
+                # One leading slash: "//sub/" would be read as a network-path reference, another host.
+                location = "/" + path.lstrip("/") + "/" + (f"?{query}" if query else "")
+                return RedirectResponse(location, status_code=301)
         elif not target.is_file() or path.endswith("/"):  # "x.atom/" names a folder, which x.atom is not
             return not_found()
         try:

@@ -98,14 +98,23 @@ def client(server: RunningServer) -> Iterator[httpx.Client]:
         yield http
 
 
-def raw_status(port: int, path: bytes) -> int:
-    """Send the path exactly as given (httpx would normalise `..` and encodings) and return the status."""
+def raw_response(port: int, path: bytes) -> bytes:
+    """Send the path exactly as given (httpx would normalise `..` and encodings); the whole response."""
     with socket.create_connection(("127.0.0.1", port), timeout=30) as connection:
         connection.sendall(b"GET " + path + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
         response = b""
         while chunk := connection.recv(65536):
             response += chunk
-    return int(response.split(b" ", 2)[1])
+    return response
+
+
+def raw_status(port: int, path: bytes) -> int:
+    return int(raw_response(port, path).split(b" ", 2)[1])
+
+
+def raw_redirect_location(port: int, path: bytes) -> str:
+    headers = raw_response(port, path).split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
+    return next(line.split(":", 1)[1].strip() for line in headers if line.lower().startswith("location:"))
 
 
 def feeds_dir(config: Config) -> Path:
@@ -166,10 +175,12 @@ def test_content_types_and_caching_headers(client: httpx.Client, path: str, cont
     assert response.headers["last-modified"].endswith("GMT")
 
 
-def test_directories_serve_their_index(published: Config, client: httpx.Client) -> None:
+def test_directories_serve_their_index(published: Config, server: RunningServer, client: httpx.Client) -> None:
     assert client.get("/").content == (published.settings.archive_dir / "public" / "index.html").read_bytes()
     redirect = client.get("/tech", follow_redirects=False)
     assert redirect.status_code == 301 and redirect.headers["location"] == "/tech/"
+    # Never a network-path reference ("//tech/" would send a browser to the host "tech").
+    assert raw_redirect_location(server.port, b"//tech") == "/tech/"
     assert b"<title>tech</title>" in client.get("/tech/").content
     # A folder without a page of its own is not found at once, with or without its slash (no redirect
     # to a 404); a file asked for as a folder is not found either.
@@ -194,6 +205,9 @@ def test_gzip_when_accepted(published: Config, client: httpx.Client) -> None:
         assert again.status_code == 304
     refused = client.get("/feeds/all.atom", headers={"Accept-Encoding": "gzip;q=0"})
     assert "content-encoding" not in refused.headers
+    # An explicit refusal wins over a wildcard wherever it stands; x-gzip is gzip.
+    assert "content-encoding" not in client.get("/feeds/all.atom", headers={"Accept-Encoding": "*, gzip;q=0"}).headers
+    assert client.get("/feeds/all.atom", headers={"Accept-Encoding": "x-gzip"}).headers["content-encoding"] == "gzip"
     with client.stream("GET", "/feeds/all.atom", headers={"Accept-Encoding": "gzip"}) as stream:
         assert gzip.decompress(b"".join(stream.iter_raw())) == expected
 
