@@ -83,7 +83,11 @@ class FeedsFile:
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
-            self.text = path.read_text(encoding="utf-8")
+            # Edited with \n line ends and written back with the file's own: a Windows-made feeds.yaml
+            # keeps its CRLF on every line, not only on the lines an edit left alone.
+            raw = path.read_bytes().decode("utf-8")
+            self.newline = "\r\n" if "\r\n" in raw and raw.count("\r\n") == raw.count("\n") else "\n"
+            self.text = raw.replace("\r\n", "\n") if self.newline == "\r\n" else raw
         except FileNotFoundError:
             raise FeedsFileError(f"{path}: config file not found (pass --config PATH)") from None
         except (OSError, UnicodeDecodeError) as error:
@@ -302,7 +306,7 @@ class FeedsFile:
         self.config = new
 
     def save(self) -> None:
-        write_text_atomic(self.path, self.text)
+        write_text_atomic(self.path, self.text.replace("\n", self.newline) if self.newline != "\n" else self.text)
 
 
 def _reindent(line: str, indent: int) -> str:

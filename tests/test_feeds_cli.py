@@ -216,3 +216,12 @@ def test_discovery_checks_ambiguous_links_reads_chinese_pages_and_explains_refus
         httpserver.url_for("/订阅.xml"),
         httpserver.url_for("/cdata.xml"),
     ]
+
+
+def test_a_crlf_file_keeps_its_line_ends(tmp_path: Path) -> None:
+    path = tmp_path / "feeds.yaml"
+    path.write_bytes(FEEDS_YAML.replace("\n", "\r\n").encode())
+    assert run(path, "feeds", "disable", "https://a.example/feed.xml")[0] == 0
+    assert run(path, "feeds", "add", "https://n.example/f", "--category", "tech", "--no-discover")[0] == 0
+    data = path.read_bytes()
+    assert data.count(b"\r\n") == data.count(b"\n") and b"enabled: false" in data and b"n.example" in data
