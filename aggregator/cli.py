@@ -73,7 +73,11 @@ class AggregatorGroup(click.Group):
 
 
 def setup_logging(level: str) -> None:
-    logging.basicConfig(level=getattr(logging, level.upper()), format="%(levelname)s %(message)s", stream=sys.stderr)
+    from .logsetup import RedactingFormatter
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(RedactingFormatter("%(levelname)s %(message)s"))
+    logging.basicConfig(level=getattr(logging, level.upper()), handlers=[handler])
 
 
 @click.group(cls=AggregatorGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import logging
 import os
@@ -174,6 +175,7 @@ class Daemon:
         self._room = asyncio.Event()
         self._signals = 0
         self._reloading: asyncio.Task[None] | None = None
+        self._reload_again = False
         self._rng = random.Random()
 
     # --- lifecycle ---------------------------------------------------------------------------------
@@ -236,15 +238,36 @@ class Daemon:
             return
         if self._reloading is None or self._reloading.done():
             self._reloading = asyncio.create_task(self._reload())
+        else:
+            # A reload is reading the file: the edit that sent this signal may have come after that read.
+            self._reload_again = True
 
     async def _reload(self) -> None:
+        try:
+            await self._reload_once()
+        finally:
+            if self._reload_again and not self.stopping.is_set():
+                self._reload_again = False
+                self._reloading = asyncio.create_task(self._reload())
+
+    async def _reload_once(self) -> None:
         path = self.config.path
+        self._reload_again = False
         try:
             config = await asyncio.to_thread(load_config, path)
         except ConfigError as error:
             log.error(
                 "reload failed, still running on the previous configuration: %s",
                 error,
+                extra={"event": "reload_failed"},
+            )
+            return
+        if not config.feeds and self.config.feeds:
+            # An editor's half-written save reads as an empty file; stopping every poll takes a deliberate act.
+            log.error(
+                "reload refused, still running on the previous configuration: %s now lists no feeds "
+                "(to stop polling, disable the feeds or stop the daemon)",
+                path,
                 extra={"event": "reload_failed"},
             )
             return
@@ -257,6 +280,10 @@ class Daemon:
                 ", ".join(changed),
                 extra={"event": "reload_partial"},
             )
+            # Until then the running values stay in force everywhere (deadlines, batch sizes), and the
+            # next reload compares against what actually runs.
+            kept = {name: getattr(self.config.settings, name) for name in changed}
+            config = dataclasses.replace(config, settings=dataclasses.replace(config.settings, **kept))
         self._apply_config(config)
 
     async def _shutdown(
@@ -305,6 +332,11 @@ class Daemon:
                 continue
             previous = old.get(url)
             self.feeds[url] = feed
+            if previous is not None and previous.category != feed.category:
+                # The next publish moves its entries, posts and feed items (publish_outputs applies the
+                # configured categories); without one the move would wait for an entry to change.
+                self.publisher.add(previous.category, ())
+                self.publisher.add(feed.category, ())
             if previous is not None and feed_interval(old_settings, previous) == feed_interval(config.settings, feed):
                 continue  # same schedule; other changes (title, tags, headers) apply at the next poll
             added += previous is None

@@ -6,6 +6,7 @@ Every outcome is a value (`Fetched`, `NotModified`, `FetchFailure`); nothing her
 from __future__ import annotations
 
 import asyncio
+import base64
 import email.utils
 import re
 import ssl
@@ -184,7 +185,16 @@ class HttpClient:
     @asynccontextmanager
     async def get(self, url: str, headers: dict[str, str]) -> AsyncIterator[httpx.Response]:
         """GET `url` and yield the response with its body unread; it is closed on leaving."""
-        request = httpx.Request("GET", url, headers={**self.headers, **headers}, extensions={"timeout": self.timeout})
+        target = httpx.URL(url)
+        headers = {**self.headers, **headers}
+        if target.userinfo:
+            # Credentials written into the feed's address (user:password@host): the transports below do
+            # not read them from the URL as httpx's client would. Only this address gets them: a redirect
+            # elsewhere is a new URL without them.
+            pair = f"{target.username}:{target.password}".encode()
+            headers["Authorization"] = "Basic " + base64.b64encode(pair).decode("ascii")
+            target = target.copy_with(username=None, password=None)
+        request = httpx.Request("GET", target, headers=headers, extensions={"timeout": self.timeout})
         if self._proxied is not None:
             response = await self._proxied.send(request, stream=True)
             try:

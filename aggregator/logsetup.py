@@ -13,6 +13,8 @@ import sys
 from datetime import UTC, datetime
 from typing import Literal
 
+from .redact import redact_url
+
 LogFormat = Literal["text", "json"]
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(message)s"
 # Attributes every LogRecord has: anything else on a record came from `extra=` and is a field.
@@ -25,21 +27,29 @@ class JsonFormatter(logging.Formatter):
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "message": _one_line(record.getMessage()),
+            "message": redact_url(_one_line(record.getMessage())),
         }
         for key, value in record.__dict__.items():
             if key not in _STANDARD and not key.startswith("_"):
-                document[key] = value if isinstance(value, str | int | float | bool | None) else str(value)
+                scalar = value if isinstance(value, str | int | float | bool | None) else str(value)
+                document[key] = redact_url(scalar) if isinstance(scalar, str) else scalar
         if record.exc_info:
             document["exception"] = self.formatException(record.exc_info)
         return json.dumps(document, ensure_ascii=False)
+
+
+class RedactingFormatter(logging.Formatter):
+    """The standard formatter, with credentials and tokens in feed addresses masked (see redact.py)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact_url(super().format(record))
 
 
 class OneLineFormatter(logging.Formatter):
     """Text lines; a multi-line message (a config error lists one problem per line) is joined with ' | '."""
 
     def format(self, record: logging.LogRecord) -> str:
-        line = super().format(record)
+        line = redact_url(super().format(record))
         if record.exc_info:
             return line  # a traceback is worth its lines: it is a bug
         return _one_line(line)
@@ -62,3 +72,10 @@ def configure_logging(level: str | int, log_format: LogFormat = "text") -> None:
     # what each poll did, so below DEBUG keep only their warnings and errors.
     for name in ("apscheduler", "httpx", "httpcore"):
         logging.getLogger(name).setLevel(logging.DEBUG if numeric <= logging.DEBUG else max(logging.WARNING, numeric))
+    handler.addFilter(_still_running_is_no_news)
+
+
+def _still_running_is_no_news(record: logging.LogRecord) -> bool:
+    """apscheduler warns each time a feed falls due while its previous poll still runs (a slow server, a
+    short interval): the poll in flight is the one that counts, and it reports its own outcome."""
+    return not (record.name.startswith("apscheduler") and "maximum number of running instances" in str(record.msg))

@@ -17,6 +17,7 @@ from typing import Any
 
 from .dates import to_utc_text
 from .models import Config, FeedStatus, UpdateOutcome
+from .redact import redact_url
 
 # Upper bounds (seconds) of the update-duration histogram buckets.
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -83,6 +84,10 @@ def feed_rows(config: Config, statuses: Sequence[FeedStatus]) -> list[dict[str, 
                     "enabled": feed.enabled,
                 }
             )
+    for row in rows:  # `status` and /healthz show addresses, never the credentials or tokens in them
+        for key in ("url", "fetch_url", "last_error"):
+            if row[key]:
+                row[key] = redact_url(row[key])
     rows.sort(key=lambda row: (row["category"], row["url"]))
     return rows
 

@@ -97,6 +97,7 @@ class FeedState:
     body_hash: str | None = None
     consecutive_errors: int = 0
     gone: bool = False
+    retry_after_until: datetime | None = None  # the server's Retry-After, whoever polled it last
 
 
 @dataclass(frozen=True, slots=True)

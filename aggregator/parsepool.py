@@ -23,6 +23,7 @@ import multiprocessing.util
 import os
 import resource
 import select
+import signal
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -222,6 +223,9 @@ def _settle(waiting: _Waiting, result: StoreResult | StorageFailure | str) -> No
 def _start_worker(limit_bytes: int, owner: int, progress: Any = None) -> None:
     global _progress
     _progress = progress
+    # Ctrl-C reaches the terminal's whole process group: stopping is the pool owner's to decide (it stores
+    # what is in flight first), and a worker's KeyboardInterrupt traceback would only clutter the log.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if limit_bytes > 0:
         with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_AS, (limit_bytes, limit_bytes))

@@ -324,6 +324,12 @@ async def update_feeds(
         if skip_gone and state.gone:
             report(UpdateOutcome(url=feed.url, category=feed.category, status="skipped", error="gone (HTTP 410)"))
             return
+        if state.retry_after_until is not None and datetime.now(UTC) < state.retry_after_until:
+            # Asked by the server (429/503 Retry-After) of whichever process polled it last: the daemon's
+            # schedule knows its own polls, not fetch-now's, and the other way round.
+            wait = f"the server asked for no request before {state.retry_after_until:%Y-%m-%d %H:%M:%S} UTC"
+            report(UpdateOutcome(url=feed.url, category=feed.category, status="skipped", error=f"{wait} (Retry-After)"))
+            return
         async with global_limit:
             try:
                 polled = await _poll(config, feed, state, client, host_limiter, parser, archive.path)

@@ -41,6 +41,7 @@ from . import __version__
 from .atomic import write_atomic
 from .models import Config, Enclosure, StoredEntry
 from .opml import Outline, render_opml
+from .redact import redact_url
 from .sanitize import html_to_text, remove_control_characters
 
 if TYPE_CHECKING:
@@ -61,7 +62,7 @@ HISTORY_NS = "http://purl.org/syndication/history/1.0"
 DC_NS = "http://purl.org/dc/elements/1.1/"
 JSON_FEED_VERSION = "https://jsonfeed.org/version/1.1"
 # Bump when the rendering changes, so every document is rendered again once.
-RENDER_VERSION = "2"  # 2: one entry per id, sources credited as authors, edits dated
+RENDER_VERSION = "3"  # 2: one entry per id, sources credited as authors, edits dated; 3: secrets masked
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):(.+)$", re.DOTALL)
 _NOT_IN_IRI = re.compile(r"[\s<>\"{}|\\^`]")
@@ -122,7 +123,8 @@ def entry_iri(feed_url_: str, key: str, base_url: str) -> str:
         port = f":{parts.port}" if parts.port else ""
     except ValueError:
         port = ""
-    where = port + (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    query = redact_url(f"?{parts.query}") if parts.query else ""
+    where = port + (parts.path or "/") + query
     return f"tag:{host},2000:{quote(where, safe='/:?=&;@!$+,.-_~')}:{quote(key, safe='')}"
 
 
@@ -276,16 +278,17 @@ class _AtomEntryExtension(BaseEntryExtension):
         if not entry.title:
             element.find("title").text = ""
         source = element.makeelement("source", {})
-        _sub(source, "id", entry.feed_url)
-        _sub(source, "title", _xml(entry.feed_title) or entry.feed_url)
-        _sub(source, "link", None, rel="self", href=entry.feed_url)
+        source_url = redact_url(entry.feed_url)  # a private feed's password or token stays private
+        _sub(source, "id", source_url)
+        _sub(source, "title", _xml(entry.feed_title) or source_url)
+        _sub(source, "link", None, rel="self", href=source_url)
         if entry.feed_site_url:
             _sub(source, "link", None, rel="alternate", href=_link(entry.feed_site_url))
         if not entry.author:
             # An entry without an author takes its source's (RFC 4287 4.2.1), and only without one the
             # republishing feed's: the source feed, not this archive, wrote it.
             author = _sub(source, "author", None)
-            _sub(author, "name", _xml(entry.feed_title) or urlsplit(entry.feed_url).hostname or entry.feed_url)
+            _sub(author, "name", _xml(entry.feed_title) or urlsplit(entry.feed_url).hostname or source_url)
         element.append(source)
         for enclosure in entry.enclosures:
             _sub(element, "link", None, rel="enclosure", **_enclosure_attributes(enclosure), href=_link(enclosure.url))
@@ -316,7 +319,8 @@ class _RssEntryExtension(BaseEntryExtension):
                 title.text = entry.link or "(untitled)"
         if entry.author:
             _sub(element, f"{{{DC_NS}}}creator", _xml(entry.author))
-        _sub(element, "source", _xml(entry.feed_title) or entry.feed_url, url=entry.feed_url)
+        source_url = redact_url(entry.feed_url)
+        _sub(element, "source", _xml(entry.feed_title) or source_url, url=source_url)
         if entry.enclosures:  # RSS 2.0 allows one enclosure per item: the first
             enclosure = entry.enclosures[0]
             _sub(element, "enclosure", None, url=_link(enclosure.url), **_enclosure_attributes(enclosure))
@@ -478,7 +482,7 @@ def render_json_feed(
             ]
         item["_source"] = {
             "title": _xml(entry.feed_title),
-            "feed_url": entry.feed_url,
+            "feed_url": redact_url(entry.feed_url),
             "home_page_url": _link(entry.feed_site_url),
         }
         items.append(item)

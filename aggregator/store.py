@@ -45,6 +45,13 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
+def _parsed_time(value: str | None) -> datetime | None:
+    try:
+        return datetime.fromisoformat(value) if value else None
+    except ValueError:  # written by hand, or by something else: no wait is better than no poll ever
+        return None
+
+
 def _now_text(value: datetime) -> str:
     return to_utc_text(value)
 
@@ -164,8 +171,12 @@ class Archive:
         """State for each configured feed; a feed never polled gets a fresh state."""
         wanted = {feed.url: feed for feed in feeds}
         states: dict[str, FeedState] = {}
-        query = "SELECT url, fetch_url, etag, last_modified, body_hash, consecutive_errors, gone FROM feeds WHERE url"
-        for url, fetch_url, etag, last_modified, body_hash, errors, gone in self._rows_where_in(query, list(wanted)):
+        query = (
+            "SELECT url, fetch_url, etag, last_modified, body_hash, consecutive_errors, gone, retry_after_until"
+            " FROM feeds WHERE url"
+        )
+        for row in self._rows_where_in(query, list(wanted)):
+            url, fetch_url, etag, last_modified, body_hash, errors, gone, retry_after = row
             states[url] = FeedState(
                 url=url,
                 fetch_url=fetch_url,
@@ -174,6 +185,7 @@ class Archive:
                 body_hash=body_hash,
                 consecutive_errors=errors,
                 gone=bool(gone),
+                retry_after_until=_parsed_time(retry_after),
             )
         for url in wanted:
             states.setdefault(url, FeedState(url=url, fetch_url=url))

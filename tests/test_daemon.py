@@ -254,6 +254,35 @@ def test_sighup_adds_a_feed_and_an_invalid_config_keeps_the_old_one(
     assert any(e.get("feed") == b and e.get("outcome") == "ok" for e in events)
 
 
+def test_reloads_refuse_an_emptied_file_and_publish_a_category_move_at_once(
+    tmp_path: Path, feed_server: FeedServer, start_daemon: Callable[..., subprocess.Popen[str]]
+) -> None:
+    feed_server.routes["/a"] = Route(items=[fresh_item(1)])
+    a = feed_server.url("/a")
+    categories = {"news": {"title": "News"}, "tech": {"title": "Tech"}}
+    config = daemon_config(tmp_path, [{"url": a, "category": "news"}], categories=categories, publish=True)
+    daemon = start_daemon(config, "--log-format", "json")
+    news_feed = tmp_path / "archive" / "feeds" / "news.atom"
+    wait_until(lambda: news_feed.is_file() and b"Item 1" in news_feed.read_bytes(), daemon, "the first publish")
+
+    config.write_text("", encoding="utf-8")  # what an editor's half-written save looks like
+    daemon.send_signal(signal.SIGHUP)
+    polled = len(feed_server.hits("/a"))
+    wait_until(lambda: len(feed_server.hits("/a")) > polled + 1, daemon, "polling to go on after an empty reload")
+
+    daemon_config(tmp_path, [{"url": a, "category": "tech"}], categories=categories, publish=True)
+    daemon.send_signal(signal.SIGHUP)
+    tech_feed = tmp_path / "archive" / "feeds" / "tech.atom"
+    # The feed gains nothing: the move alone has to reach the published feeds.
+    wait_until(lambda: tech_feed.is_file() and b"Item 1" in tech_feed.read_bytes(), daemon, "the move published")
+    assert b"Item 1" not in news_feed.read_bytes()
+
+    code, log = stop(daemon)
+    assert code == 0, log
+    events = [json.loads(line) for line in log.splitlines()]
+    assert any(e.get("event") == "reload_failed" and "lists no feeds" in e["message"] for e in events), log
+
+
 def test_sigterm_during_a_slow_update_leaves_an_intact_archive_that_fetch_now_completes(
     tmp_path: Path, feed_server: FeedServer, start_daemon: Callable[..., subprocess.Popen[str]]
 ) -> None:
