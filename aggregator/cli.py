@@ -19,6 +19,7 @@ from .config import load_config
 from .errors import AggregatorError, ConfigError
 from .models import Config, UpdateOutcome
 from .pipeline import RunSummary, select_feeds, update_feeds
+from .redact import redact_url
 from .store import Archive
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -132,7 +133,7 @@ def _summary_lines(summary: RunSummary, seconds: float, archive: Archive) -> lis
     if partial:
         lines.append("Feeds read only in part:")
         lines.extend(f"  {o.url}: {o.warning}" for o in partial)
-    return lines
+    return [redact_url(line) for line in lines]  # terminal output ends up in cron mail and CI logs
 
 
 def _log_line(outcome: UpdateOutcome) -> None:
@@ -140,7 +141,7 @@ def _log_line(outcome: UpdateOutcome) -> None:
     detail = outcome.error if outcome.error else f"{outcome.new} new, {outcome.updated} updated"
     if outcome.warning:
         detail += f"; warning: {outcome.warning}"
-    click.echo(f"{outcome.status:<12} {outcome.url}  {detail}", err=True)
+    click.echo(redact_url(f"{outcome.status:<12} {outcome.url}  {detail}"), err=True)
 
 
 def run_fetch(config: Config, urls: tuple[str, ...], category: str | None, progress: bool) -> tuple[RunSummary, float]:

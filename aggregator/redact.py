@@ -14,7 +14,7 @@ _USERINFO = re.compile(r"(?i)\b(https?://)[^/?#@\s]+@")
 # A query parameter whose name says it is a secret: token, access_token, api_key, apikey, key, secret,
 # password, auth, sig... (as the whole name or its last part after _ or -; "keyword" and "monkey" are not).
 _SECRET_PARAMETER = re.compile(
-    r"(?i)([?&;](?:[a-z0-9]+[_-])*(?:token|key|apikey|secret|password|passwd|pwd|auth|signature|sig)=)[^&#\s]*"
+    r"(?i)([?&;](?:[a-z0-9]+[_-])*(?:token|key|apikey|secret|password|passwd|pwd|auth|signature|sig)=)[^&;#\s]*"
 )
 
 

@@ -530,3 +530,34 @@ def test_an_empty_config_says_it_lists_no_feeds(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["--config", str(path), "fetch-now"])
     assert result.exit_code == 0 and "Polled 0 feeds" in result.stdout
     assert result.stderr.startswith(f"warning: {path} lists no feeds"), result.stderr
+
+
+def test_credentials_in_a_feed_address_are_sent_and_never_shown(httpserver: HTTPServer, tmp_path: Path) -> None:
+    def handler(request: Request) -> Response:
+        if request.headers.get("Authorization") != "Basic dXNlcjpzM2NyZXQ=":  # user:s3cret
+            return Response("who are you?", status=401)
+        return Response(rss([item(1)]), content_type="application/rss+xml")
+
+    httpserver.expect_request("/private").respond_with_handler(handler)
+    url = httpserver.url_for("/private").replace("http://", "http://user:s3cret@") + "?access_token=T0KEN"
+    path = write_config(tmp_path, [{"url": url, "category": "news"}], per_host_delay=0)
+    runner = CliRunner()
+    fetched = runner.invoke(main, ["--config", str(path), "fetch-now"])
+    assert fetched.exit_code == 0, fetched.output
+    assert rows(load_config(path), "SELECT count(*) FROM entries") == [(1,)]
+    status = runner.invoke(main, ["--config", str(path), "status", "--json"])
+    published = [p.read_text("utf-8") for p in (tmp_path / "archive" / "feeds").iterdir() if p.is_file()]
+    for text in (fetched.output, status.output, *published):
+        assert "s3cret" not in text and "T0KEN" not in text
+    assert "user:***@" not in status.output and "***@" in status.output and "access_token=***" in status.output
+
+
+def test_fetch_now_waits_as_a_stored_retry_after_asks(
+    httpserver: HTTPServer, make_config: Callable[..., Config]
+) -> None:
+    httpserver.expect_request("/busy").respond_with_data("slow down", status=429, headers={"Retry-After": "3600"})
+    config = make_config([{"url": httpserver.url_for("/busy"), "category": "news"}])
+    assert run_update(config).outcomes[0].status == "error"
+    again = run_update(config).outcomes[0]  # fetch-now an hour early: the server is not asked again
+    assert again.status == "skipped" and "Retry-After" in again.error
+    assert len(httpserver.log) == 1

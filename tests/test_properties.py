@@ -238,3 +238,13 @@ def test_fast_uri_fix_is_feedparsers(uri: str) -> None:
     from aggregator.fastparse import _URI_FIXER, _resolve
 
     assert _resolve(uri) == _URI_FIXER.sub(r"\1\3", uri)
+
+
+def test_redact_url_masks_credentials_and_secret_parameters_only() -> None:
+    from aggregator.redact import redact_url
+
+    assert redact_url("https://u:p@h.example/x?token=1&keyword=2&api_key=3;sig=4#k=5") == (
+        "https://***@h.example/x?token=***&keyword=2&api_key=***;sig=***#k=5"
+    )
+    assert redact_url("error at http://h.example/feed?page=2: 404") == "error at http://h.example/feed?page=2: 404"
+    assert redact_url("mail me@example.org") == "mail me@example.org"
