@@ -299,8 +299,10 @@ def daemon_command(ctx: click.Context, serve: bool, log_format: str) -> None:
       aggregator daemon
       aggregator --log-level debug daemon --serve --log-format json
     """
-    from .daemon import run_daemon
+    from .daemon import catch_early_reloads, run_daemon
     from .logsetup import configure_logging
+
+    catch_early_reloads()
 
     # A daemon's log is its only voice: unless --log-level was given, it says what each poll did.
     level_given = ctx.parent is not None and ctx.parent.get_parameter_source("log_level") not in (

@@ -27,7 +27,7 @@ import random
 import signal
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -114,6 +114,20 @@ def _recent_published(archive: Archive, url: str, limit: int = 20) -> list[datet
     return [t for t in (_parse_time(row[0]) for row in rows) if t is not None]
 
 
+_early_reload = False
+
+
+def catch_early_reloads() -> None:
+    """From now until the daemon's event loop takes over SIGHUP, a reload signal is remembered rather
+    than killing the process (SIGHUP's default): the daemon reloads once it runs."""
+
+    def remember(_signal: int, _frame: object) -> None:
+        global _early_reload
+        _early_reload = True
+
+    signal.signal(signal.SIGHUP, remember)
+
+
 class DebouncedPublisher:
     """Collects changed categories and entry ids; calls `publish` once per burst of changes."""
 
@@ -184,7 +198,6 @@ class Daemon:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._on_stop_signal, sig)
-        loop.add_signal_handler(signal.SIGHUP, self._on_reload_signal)
         settings = self.config.settings
         # One connection shared by concurrent runs: Archive lets one write at a time (its thread lock).
         with Archive.open(settings.database_path) as opened:
@@ -204,6 +217,11 @@ class Daemon:
                 server = await self._start_server() if self.serve else None
                 self._apply_config(self.config)
                 self.scheduler.start()
+                # Reloads only once the first configuration is in force (until now catch_early_reloads
+                # remembered them).
+                loop.add_signal_handler(signal.SIGHUP, self._on_reload_signal)
+                if _early_reload:  # signalled while starting: the file may have changed after it was read
+                    self._on_reload_signal()
                 batcher = asyncio.create_task(self._batch_loop())
                 log.info(
                     "daemon started: %d feeds scheduled, archive %s (pid %d)",
@@ -341,7 +359,7 @@ class Daemon:
                 continue  # same schedule; other changes (title, tags, headers) apply at the next poll
             added += previous is None
             rescheduled += previous is not None
-            self._add_job(feed, rows.get(url))
+            self._add_job(feed, rows.get(url), interval_changed=previous is not None)
         verb = "configuration loaded" if first else "configuration reloaded"
         log.info(
             "%s: %d feeds scheduled (%d added, %d removed, %d rescheduled); %d gone (HTTP 410) not polled",
@@ -360,7 +378,13 @@ class Daemon:
         with contextlib.suppress(JobLookupError):
             self.scheduler.remove_job(url)
 
-    def _add_job(self, feed: FeedConfig, row: tuple[datetime | None, datetime | None, bool] | None) -> None:
+    def _add_job(
+        self,
+        feed: FeedConfig,
+        row: tuple[datetime | None, datetime | None, bool] | None,
+        *,
+        interval_changed: bool = False,
+    ) -> None:
         interval = feed_interval(self.config.settings, feed)
         jitter = int(min(MAX_JITTER, interval * JITTER_FRACTION))
         self.scheduler.add_job(
@@ -369,16 +393,26 @@ class Daemon:
             args=[feed.url],
             id=feed.url,
             name=feed.url,
-            next_run_time=self._next_run(feed, row),
+            next_run_time=self._next_run(feed, row, interval_changed=interval_changed),
             replace_existing=True,
         )
 
-    def _next_run(self, feed: FeedConfig, row: tuple[datetime | None, datetime | None, bool] | None) -> datetime:
+    def _next_run(
+        self,
+        feed: FeedConfig,
+        row: tuple[datetime | None, datetime | None, bool] | None,
+        *,
+        interval_changed: bool = False,
+    ) -> datetime:
         settings = self.config.settings
         next_due, last_fetched = (row[0], row[1]) if row else (None, None)
         polled = self.last_polled.get(feed.url)
         if polled is not None and (last_fetched is None or polled > last_fetched):
             last_fetched = polled
+        if interval_changed and next_due is not None and last_fetched is not None:
+            # The stored due time came from the old interval: a shorter one applies from the last poll, not
+            # after the old wait. (A server's Retry-After still holds: the poll itself honours it.)
+            next_due = min(next_due, last_fetched + timedelta(seconds=feed_interval(settings, feed)))
         now = _utcnow()
         adaptive = None
         if settings.adaptive_interval and last_fetched is not None:

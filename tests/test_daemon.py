@@ -283,6 +283,24 @@ def test_reloads_refuse_an_emptied_file_and_publish_a_category_move_at_once(
     assert any(e.get("event") == "reload_failed" and "lists no feeds" in e["message"] for e in events), log
 
 
+def test_a_shorter_interval_applies_from_the_last_poll_after_a_reload(
+    tmp_path: Path, feed_server: FeedServer, start_daemon: Callable[..., subprocess.Popen[str]]
+) -> None:
+    feed_server.routes["/a"] = Route(items=[fresh_item(1)])
+    a = feed_server.url("/a")
+    hourly = daemon_config(tmp_path, [{"url": a, "category": "news", "interval": "1h"}], max_interval="2h")
+    subprocess.run(aggregator(hourly, "fetch-now"), cwd=REPO, check=True, capture_output=True)  # due in an hour
+    daemon = start_daemon(hourly, "--log-format", "json")
+    time.sleep(1)
+    assert len(feed_server.hits("/a")) == 1
+    daemon_config(tmp_path, [{"url": a, "category": "news", "interval": "2s"}], max_interval="2h")
+    daemon.send_signal(signal.SIGHUP)
+    # Not an hour after the first poll: a couple of seconds after it.
+    wait_until(lambda: len(feed_server.hits("/a")) >= 2, daemon, "a poll on the new interval")
+    code, log = stop(daemon)
+    assert code == 0, log
+
+
 def test_sigterm_during_a_slow_update_leaves_an_intact_archive_that_fetch_now_completes(
     tmp_path: Path, feed_server: FeedServer, start_daemon: Callable[..., subprocess.Popen[str]]
 ) -> None:
