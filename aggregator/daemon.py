@@ -92,9 +92,12 @@ def feed_interval(settings: Settings, feed: FeedConfig) -> int:
 # `Archive.recent_published`); they live here until then so that store.py stays its owner's.
 
 
-def _schedule_rows(archive: Archive, urls: list[str]) -> dict[str, tuple[datetime | None, datetime | None, bool]]:
+ScheduleRow = tuple[datetime | None, datetime | None, bool]  # next_due_at, last_fetched_at, gone
+
+
+def _schedule_rows(archive: Archive, urls: list[str]) -> dict[str, ScheduleRow]:
     """url -> (next_due_at, last_fetched_at, gone) for the feeds the archive knows."""
-    rows: dict[str, tuple[datetime | None, datetime | None, bool]] = {}
+    rows: dict[str, ScheduleRow] = {}
     for start in range(0, len(urls), 500):
         chunk = urls[start : start + 500]
         marks = ",".join("?" * len(chunk))
@@ -381,7 +384,7 @@ class Daemon:
     def _add_job(
         self,
         feed: FeedConfig,
-        row: tuple[datetime | None, datetime | None, bool] | None,
+        row: ScheduleRow | None,
         *,
         interval_changed: bool = False,
     ) -> None:
@@ -400,7 +403,7 @@ class Daemon:
     def _next_run(
         self,
         feed: FeedConfig,
-        row: tuple[datetime | None, datetime | None, bool] | None,
+        row: ScheduleRow | None,
         *,
         interval_changed: bool = False,
     ) -> datetime:

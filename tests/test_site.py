@@ -230,7 +230,8 @@ def test_a_post_whose_date_changes_moves_and_leaves_no_stale_copy(make_config: C
     assert "2024/03/09/moving-story.html" in (public / "category" / "news.html").read_text(encoding="utf-8")
 
 
-def test_a_feed_moved_to_another_category_moves_its_posts(httpserver: HTTPServer, tmp_path: Path) -> None:
+def _published_in_news(httpserver: HTTPServer, tmp_path: Path) -> tuple[Config, Config]:
+    """A feed archived and published in "news", and the config that moves it to "tech" (not yet applied)."""
     from aggregator.outputs import publish_outputs
     from tests.conftest import run_update, write_config
     from tests.feeds import item, rss
@@ -242,9 +243,17 @@ def test_a_feed_moved_to_another_category_moves_its_posts(httpserver: HTTPServer
     run_update(config)
     with Archive.open(config.settings.database_path) as archive:
         publish_outputs(config, archive)
-    public = config.settings.archive_dir / "public"
-    assert list((public / "news").rglob("*.html"))
+    assert list((config.settings.archive_dir / "public" / "news").rglob("*.html"))
     moved = load_config(write_config(tmp_path, [{**feeds[0], "category": "tech"}], categories, per_host_delay=0))
+    return config, moved
+
+
+def test_a_feed_moved_to_another_category_moves_its_posts(httpserver: HTTPServer, tmp_path: Path) -> None:
+    from aggregator.outputs import publish_outputs
+    from tests.conftest import run_update
+
+    config, moved = _published_in_news(httpserver, tmp_path)
+    public = config.settings.archive_dir / "public"
     run_update(moved)  # the same body again: not even parsed, yet the entries change category
     with Archive.open(moved.settings.database_path) as archive:
         # What fetch-now publishes after a run that changed no entry: nothing named, yet the move shows.
@@ -260,17 +269,8 @@ def test_a_feed_moved_to_another_category_moves_its_posts(httpserver: HTTPServer
 
 def test_a_publish_alone_shows_a_feed_moved_in_feeds_yaml(httpserver: HTTPServer, tmp_path: Path) -> None:
     from aggregator.outputs import publish_outputs
-    from tests.conftest import run_update, write_config
-    from tests.feeds import item, rss
 
-    httpserver.expect_request("/f").respond_with_data(rss([item(1)]), content_type="application/rss+xml")
-    feeds = [{"url": httpserver.url_for("/f"), "category": "news"}]
-    categories = {"news": {"title": "News"}, "tech": {"title": "Tech"}}
-    config = load_config(write_config(tmp_path, feeds, categories, publish=False, per_host_delay=0))
-    run_update(config)
-    with Archive.open(config.settings.database_path) as archive:
-        publish_outputs(config, archive)
-    moved = load_config(write_config(tmp_path, [{**feeds[0], "category": "tech"}], categories, per_host_delay=0))
+    config, moved = _published_in_news(httpserver, tmp_path)
     with Archive.open(moved.settings.database_path) as archive:
         publish_outputs(moved, archive)  # `aggregator publish`: no poll in between
         assert [entry.category for entry in archive.entries()] == ["tech"]
