@@ -63,12 +63,17 @@ def _parse_numeric(text: str) -> datetime | None:
         return None
     year, month, day, hour, minute, second, zone = match.groups()
     tz: tzinfo | None = None
-    if zone:
-        sign, digits = (1 if zone[0] == "+" else -1), zone[1:].replace(":", "")
-        tz = UTC if zone == "Z" else timezone(sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:])))
     try:
+        if zone == "Z":
+            tz = UTC
+        elif zone:
+            digits = zone[1:].replace(":", "")
+            hours, minutes = int(digits[:2]), int(digits[2:])
+            if hours > 23 or minutes > 59:
+                return None
+            tz = timezone((1 if zone[0] == "+" else -1) * timedelta(hours=hours, minutes=minutes))
         return datetime(int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0), tzinfo=tz)
-    except ValueError:
+    except ValueError:  # a 13th month, a 25th hour: not a date
         return None
 
 

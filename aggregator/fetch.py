@@ -16,7 +16,7 @@ import zlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import httpcore
 import httpx
@@ -387,7 +387,7 @@ async def _fetch(
                 budget -= time.monotonic() - started
         if not location:
             return FetchFailure(f"HTTP {status} redirect without a Location header", status=status)
-        target = urljoin(url, location.strip())
+        target = _keep_credentials(url, urljoin(url, location.strip()))
         if target in visited:
             return FetchFailure(f"redirect loop: {url} -> {target}", status=status)
         visited.add(target)
@@ -396,6 +396,23 @@ async def _fetch(
             permanent_url = target
         url = target
     return FetchFailure(f"too many redirects (more than {settings.max_redirects})")
+
+
+def _keep_credentials(source: str, target: str) -> str:
+    """`target` with the credentials written into `source` (user:password@), when the redirect stays on
+    the same site: the same scheme, host and port, or http to https on the same host (as httpx's client
+    does). Anywhere else they are not sent."""
+    old, new = urlsplit(source), urlsplit(target)
+    if "@" not in old.netloc or "@" in new.netloc or not new.hostname or old.hostname != new.hostname:
+        return target
+    try:
+        same = (old.scheme, old.port) == (new.scheme, new.port)
+        upgrade = (old.scheme, new.scheme) == ("http", "https") and old.port in (None, 80) and new.port in (None, 443)
+    except ValueError:  # a port out of range: nothing to keep
+        return target
+    if not (same or upgrade):
+        return target
+    return new._replace(netloc=old.netloc.rpartition("@")[0] + "@" + new.netloc).geturl()
 
 
 async def _drain(response: httpx.Response) -> None:

@@ -34,7 +34,7 @@ class JsonFormatter(logging.Formatter):
                 scalar = value if isinstance(value, str | int | float | bool | None) else str(value)
                 document[key] = redact_url(scalar) if isinstance(scalar, str) else scalar
         if record.exc_info:
-            document["exception"] = self.formatException(record.exc_info)
+            document["exception"] = redact_url(self.formatException(record.exc_info))
         return json.dumps(document, ensure_ascii=False)
 
 

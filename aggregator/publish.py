@@ -41,7 +41,7 @@ from . import __version__
 from .atomic import write_atomic
 from .models import Config, Enclosure, StoredEntry
 from .opml import Outline, render_opml
-from .redact import redact_url
+from .redact import fingerprint_secrets, redact_url
 from .sanitize import html_to_text, remove_control_characters
 
 if TYPE_CHECKING:
@@ -123,7 +123,7 @@ def entry_iri(feed_url_: str, key: str, base_url: str) -> str:
         port = f":{parts.port}" if parts.port else ""
     except ValueError:
         port = ""
-    query = redact_url(f"?{parts.query}") if parts.query else ""
+    query = fingerprint_secrets(f"?{parts.query}") if parts.query else ""  # no token in ids, one id per token
     where = port + (parts.path or "/") + query
     return f"tag:{host},2000:{quote(where, safe='/:?=&;@!$+,.-_~')}:{quote(key, safe='')}"
 

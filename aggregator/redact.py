@@ -7,10 +7,12 @@ logs, `status`, `/healthz`, `/metrics` and the republished feeds show it with th
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 MASK = "***"
-_USERINFO = re.compile(r"(?i)\b(https?://)[^/?#@\s]+@")
+# Up to the last "@" before the path, as urlsplit reads it: a password may itself hold an "@".
+_USERINFO = re.compile(r"(?i)\b(https?://)[^/?#\s]+@")
 # A query parameter whose name says it is a secret: token, access_token, api_key, apikey, key, secret,
 # password, auth, sig... (as the whole name or its last part after _ or -; "keyword" and "monkey" are not).
 _SECRET_PARAMETER = re.compile(
@@ -23,3 +25,14 @@ def redact_url(text: str) -> str:
     if "@" not in text and "=" not in text:
         return text
     return _SECRET_PARAMETER.sub(rf"\g<1>{MASK}", _USERINFO.sub(rf"\g<1>{MASK}@", text))
+
+
+def fingerprint_secrets(query: str) -> str:
+    """`query` with each secret parameter's value replaced by a short hash of it: stable and distinct per
+    value, for identifiers built from a feed's address (two tokens of one feed are two feeds)."""
+
+    def hashed(match: re.Match[str]) -> str:
+        value = match.string[match.end(1) : match.end()]
+        return match.group(1) + "h" + hashlib.sha256(value.encode()).hexdigest()[:12]
+
+    return _SECRET_PARAMETER.sub(hashed, query)

@@ -34,12 +34,14 @@ _CLEAN_CONTENT = {"script", "style", "template", "iframe", "object", "embed", "n
 _TAG = re.compile(r"<[^>]*>")
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffe\uffff\ud800-\udfff]")
 _ASCII_CONTROL = bytes(range(0x00, 0x09)) + b"\x0b\x0c" + bytes(range(0x0E, 0x20)) + b"\x7f"
-# Whitespace that folds to one space in plain text: ASCII's and the line separators. Not Python's `\s`,
-# which would also fold the ideographic space (U+3000) Chinese text uses inside titles and names, and
-# the no-break space.
-_FOLDED = " \t\n\r\f\v\x85\u2028\u2029"
-_SPACE = re.compile(f"[{_FOLDED}]+")
-_PARAGRAPH_BREAK = re.compile(r"\n[ \t\r\f\v]*\n")
+# Whitespace that folds to one space in plain text: all of it but the ideographic space (U+3000), which
+# Chinese text uses inside titles and names ("中国\u3000税务") and to indent paragraphs.
+_SPACE = re.compile(r"[^\S\u3000]+")
+_FOLDED = (  # what str.strip() removes, but U+3000
+    "\t\n\v\f\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
+    "\u2028\u2029\u202f\u205f"
+)
+_PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
 _BLOCK_BOUNDARY = re.compile(
     r"</?(?:p|div|br|hr|li|ul|ol|dl|dt|dd|h[1-6]|blockquote|pre|table|thead|tbody|tfoot|tr|td|th|caption"
     r"|section|article|aside|header|footer|nav|figure|figcaption|address|details|summary|main)\b",
@@ -167,12 +169,12 @@ def html_to_text(fragment: str) -> str:
     # block-level or break tag keeps paragraphs apart (inline tags stay glued: "<b>a</b>b" is "ab").
     fragment = _BLOCK_BOUNDARY.sub(r" \g<0>", fragment)
     text = _TEXT_CLEANER.clean(remove_control_characters(fragment))
-    return _SPACE.sub(" ", html.unescape(_TAG.sub(" ", text))).strip(_FOLDED)
+    return _SPACE.sub(" ", html.unescape(_TAG.sub(" ", text))).strip()
 
 
 def plain_text(text: str) -> str:
     """Text that is already plain (not HTML): control characters dropped, whitespace folded."""
-    return _SPACE.sub(" ", remove_control_characters(text)).strip(_FOLDED)
+    return _SPACE.sub(" ", remove_control_characters(text)).strip()
 
 
 def text_to_html(text: str) -> str:

@@ -306,6 +306,7 @@ def test_chinese_spacing_and_dates_survive_normalising() -> None:
     assert (first.title, first.author, first.tags) == ("中国\u3000税务", "欧阳\u3000修", ("中国\u3000税务",))
     assert first.published.isoformat() == "2022-03-16T08:54:16+08:00" and first.date_flag == ""
     assert second.published.isoformat() == "2022-03-16T08:54:00+08:00"
+    assert parse_date("2022/03/16 08:54 +2500") is None  # an impossible offset is no date, not a failed feed
     json_feed = (
         '{"version": "https://jsonfeed.org/version/1.1", "title": "t", "items": [{"id": "1", '
         '"content_text": "\\u3000\\u3000第一段。\\n\\n\\u3000\\u3000第二段。"}]}'

@@ -248,3 +248,18 @@ def test_redact_url_masks_credentials_and_secret_parameters_only() -> None:
     )
     assert redact_url("error at http://h.example/feed?page=2: 404") == "error at http://h.example/feed?page=2: 404"
     assert redact_url("mail me@example.org") == "mail me@example.org"
+    assert redact_url("http://user:s3@cret@host/private") == "http://***@host/private"  # urlsplit's reading
+
+
+def test_json_logs_mask_secrets_in_tracebacks_too() -> None:
+    import logging
+    import sys
+
+    from aggregator.logsetup import JsonFormatter
+
+    try:
+        raise ValueError("bad https://user:s3cret@h.example/f?token=T0KEN")
+    except ValueError:
+        record = logging.LogRecord("x", logging.ERROR, __file__, 1, "failed %s", ("https://u:pw@h/",), sys.exc_info())
+    line = JsonFormatter().format(record)
+    assert "s3cret" not in line and "T0KEN" not in line and "pw@" not in line and "***@h.example" in line
