@@ -56,7 +56,10 @@ def feed_rows(config: Config, statuses: Sequence[FeedStatus]) -> list[dict[str, 
                 "last_http_status": status.last_http_status,
                 "consecutive_errors": status.consecutive_errors,
                 "last_error": status.last_error,
-                "next_due_at": None if status.gone else _utc_seconds(status.next_due_at),
+                # Nothing is due for a feed that is not polled: gone, disabled, or no longer configured.
+                "next_due_at": None
+                if status.gone or feed is None or not feed.enabled
+                else _utc_seconds(status.next_due_at),
                 "gone": status.gone,
                 "entries": status.entries,
                 "configured": feed is not None,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,12 @@ def test_status_table_json_and_never_polled_feeds(make_config: Callable[..., Con
     assert feeds["rss2.xml"]["entries"] == 3 and feeds["rss2.xml"]["last_status"] == "ok"
     assert feeds["missing.xml"]["consecutive_errors"] == 1 and feeds["missing.xml"]["last_http_status"] == 404
     assert feeds["atom.xml"]["last_fetched_at"] is None and feeds["atom.xml"]["next_due_at"] is None
+    assert feeds["rss2.xml"]["next_due_at"] is not None
+    # Disabled, or gone from feeds.yaml: never due.
+    disabled = replace(config, feeds=tuple(replace(f, enabled=False) if "rss2" in f.url else f for f in config.feeds))
+    with Archive.open(config.settings.database_path) as archive:
+        rows = {row["url"].rsplit("/", 1)[-1]: row for row in feed_rows(disabled, archive.feed_statuses())}
+    assert rows["rss2.xml"]["next_due_at"] is None and rows["missing.xml"]["next_due_at"] is not None
 
 
 def test_status_before_any_archive_exists_lists_configured_feeds(tmp_path: Path) -> None:
