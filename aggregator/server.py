@@ -20,6 +20,7 @@ import logging
 import os
 import re
 import socket
+import time
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -166,7 +167,9 @@ def _not_modified_since(header: str, mtime: float) -> bool:
         return False
     if since is None or since.tzinfo is None:
         return False
-    return int(mtime) <= since.timestamp()
+    # A date in the future says nothing about what the client holds (RFC 9110 13.1.3): ignored. It would
+    # otherwise keep a file rewritten before that date "not modified" until then.
+    return int(mtime) <= since.timestamp() <= time.time()
 
 
 def _accepts_gzip(header: str) -> bool:

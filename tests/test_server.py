@@ -9,6 +9,7 @@ import os
 import shutil
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from email.utils import formatdate
@@ -139,6 +140,8 @@ def test_a_subscriber_polling_twice_gets_200_then_304(published: Config, client:
     assert stale.status_code == 200
     older = formatdate(0, usegmt=True)
     assert client.get("/feeds/zhongguoshuiwubao.atom", headers={"If-Modified-Since": older}).status_code == 200
+    future = formatdate(time.time() + 86400, usegmt=True)  # a client's clock ahead: ignored, not "unchanged"
+    assert client.get("/feeds/zhongguoshuiwubao.atom", headers={"If-Modified-Since": future}).status_code == 200
 
 
 def test_a_changed_feed_is_sent_again(tmp_path: Path, published: Config) -> None:
