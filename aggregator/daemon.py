@@ -37,7 +37,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from .config import load_config
 from .decide import JITTER_FRACTION, MAX_JITTER, MAX_STARTUP_SPREAD, adaptive_interval, schedule_at
-from .errors import AggregatorError, ConfigError
+from .errors import AggregatorError, ConfigError, StorageError
 from .fetch import HostLimiter, HttpClient
 from .metrics import DaemonMetrics, feed_rows, health_app
 from .models import Config, FeedConfig, Settings, UpdateOutcome
@@ -50,6 +50,7 @@ log = logging.getLogger("aggregator.daemon")
 BATCH_WINDOW = 0.25  # feeds falling due within this many seconds of each other share one update_feeds call
 PUBLISH_QUIET = 2.0  # republish once nothing has changed for this long...
 PUBLISH_MAX_WAIT = 30.0  # ...or this long after the first unpublished change, whichever comes first
+NEXT_DUE_EVERY = 2.0  # seconds between writes of the scheduler's next runs to the archive (for `status`)
 # Settings baked into the shared client, parser pool and limiter, or into the process: a reload logs
 # that they need a restart instead of half-applying them.
 RESTART_SETTINGS = (
@@ -193,6 +194,7 @@ class Daemon:
         self._signals = 0
         self._reloading: asyncio.Task[None] | None = None
         self._reload_again = False
+        self._next_due: dict[str, datetime] = {}  # the scheduler's next runs, not yet in the archive
         self._rng = random.Random()
 
     # --- lifecycle ---------------------------------------------------------------------------------
@@ -226,6 +228,7 @@ class Daemon:
                 if _early_reload:  # signalled while starting: the file may have changed after it was read
                     self._on_reload_signal()
                 batcher = asyncio.create_task(self._batch_loop())
+                due_recorder = asyncio.create_task(self._record_next_due_loop())
                 log.info(
                     "daemon started: %d feeds scheduled, archive %s (pid %d)",
                     len(self.feeds),
@@ -235,6 +238,10 @@ class Daemon:
                 )
                 await self.stopping.wait()
                 await self._shutdown(batcher, server)
+                due_recorder.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await due_recorder
+                await self._record_next_due()
         log.info("daemon stopped", extra={"event": "stopped"})
         return 0
 
@@ -447,7 +454,24 @@ class Daemon:
         when = self._next_run(feed, row)
         with contextlib.suppress(JobLookupError):
             self.scheduler.modify_job(url, next_run_time=when)
+        self._next_due[url] = when  # for `status`; written in batches (see _record_next_due)
         log.debug("%s: next poll at %s", url, when.isoformat(timespec="seconds"), extra={"feed": url})
+
+    async def _record_next_due_loop(self) -> None:
+        while True:
+            await asyncio.sleep(NEXT_DUE_EVERY)
+            await self._record_next_due()
+
+    async def _record_next_due(self) -> None:
+        """Store the scheduler's next runs, in one transaction for all that changed meanwhile, in a thread
+        (it takes a write turn, which a parser process may hold)."""
+        if not self._next_due:
+            return
+        due, self._next_due = self._next_due, {}
+        try:
+            await asyncio.to_thread(self.archive.set_next_due, due)
+        except StorageError as error:
+            log.warning("%s", error)
 
     # --- polling -----------------------------------------------------------------------------------
 

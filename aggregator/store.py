@@ -361,6 +361,20 @@ class Archive:
             rows,
         )
 
+    def set_next_due(self, due: Mapping[str, datetime]) -> None:
+        """Record when the daemon's scheduler will poll these feeds next (what `status` shows): later than
+        a poll's own estimate when the adaptive interval or min_interval says so."""
+        rows = [(_iso(when.astimezone(UTC)), url) for url, when in due.items()]
+
+        def write() -> None:
+            with self._write_transaction():
+                self.db.conn.executemany("UPDATE feeds SET next_due_at = ? WHERE url = ? AND gone = 0", rows)
+
+        try:
+            _retry_locked(write)
+        except sqlite3.Error as error:
+            raise StorageError(f"{self.path}: cannot record when feeds are due: {error}") from None
+
     def _move_entries(self, moved: Sequence[tuple[str, str]]) -> None:
         """(category, feed url) pairs: each feed's archived entries go to its new category."""
         self.db.conn.executemany("UPDATE entries SET category = ? WHERE feed_url = ?", moved)

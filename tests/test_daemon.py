@@ -301,6 +301,30 @@ def test_a_shorter_interval_applies_from_the_last_poll_after_a_reload(
     assert code == 0, log
 
 
+def test_status_shows_when_the_scheduler_really_polls_next(
+    tmp_path: Path, feed_server: FeedServer, start_daemon: Callable[..., subprocess.Popen[str]]
+) -> None:
+    # Posts ten days apart: the adaptive interval waits the whole max_interval, far beyond the 1 s interval.
+    old = [item(n, pubDate=format_datetime(datetime.now(UTC) - timedelta(days=10 * n))) for n in (1, 2)]
+    feed_server.routes["/quiet"] = Route(items=old)
+    url = feed_server.url("/quiet")
+    config = daemon_config(tmp_path, [{"url": url, "category": "news"}], max_interval="1h", adaptive_interval=True)
+    daemon = start_daemon(config)
+
+    def next_due() -> datetime | None:
+        if not (tmp_path / "archive" / "aggregator.db").is_file():
+            return None
+        with sqlite3.connect(tmp_path / "archive" / "aggregator.db") as db:
+            row = db.execute("SELECT next_due_at FROM feeds WHERE url = ?", (url,)).fetchone()
+        return datetime.fromisoformat(row[0]) if row and row[0] else None
+
+    later = datetime.now(UTC) + timedelta(minutes=30)
+    wait_until(lambda: (due := next_due()) is not None and due > later, daemon, "the scheduler's next run stored")
+    assert len(feed_server.hits("/quiet")) == 1
+    code, log = stop(daemon)
+    assert code == 0, log
+
+
 def test_sigterm_during_a_slow_update_leaves_an_intact_archive_that_fetch_now_completes(
     tmp_path: Path, feed_server: FeedServer, start_daemon: Callable[..., subprocess.Popen[str]]
 ) -> None:
