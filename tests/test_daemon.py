@@ -314,8 +314,11 @@ def test_status_shows_when_the_scheduler_really_polls_next(
     def next_due() -> datetime | None:
         if not (tmp_path / "archive" / "aggregator.db").is_file():
             return None
-        with sqlite3.connect(tmp_path / "archive" / "aggregator.db") as db:
-            row = db.execute("SELECT next_due_at FROM feeds WHERE url = ?", (url,)).fetchone()
+        try:
+            with sqlite3.connect(tmp_path / "archive" / "aggregator.db") as db:
+                row = db.execute("SELECT next_due_at FROM feeds WHERE url = ?", (url,)).fetchone()
+        except sqlite3.OperationalError:  # the daemon is still creating the archive
+            return None
         return datetime.fromisoformat(row[0]) if row and row[0] else None
 
     later = datetime.now(UTC) + timedelta(minutes=30)
