@@ -353,6 +353,9 @@ class Daemon:
             self._remove(url)
         rows = _schedule_rows(self.archive, list(wanted))
         added, rescheduled, gone = 0, 0, 0
+        # Settings that shape every feed's schedule: a change reschedules them all now, not at their next poll.
+        bounds = ("adaptive_interval", "min_interval", "max_interval")
+        every_schedule = any(getattr(old_settings, name) != getattr(config.settings, name) for name in bounds)
         for url, feed in wanted.items():
             if rows.get(url, (None, None, False))[2]:
                 gone += 1
@@ -365,7 +368,10 @@ class Daemon:
                 # configured categories); without one the move would wait for an entry to change.
                 self.publisher.add(previous.category, ())
                 self.publisher.add(feed.category, ())
-            if previous is not None and feed_interval(old_settings, previous) == feed_interval(config.settings, feed):
+            same_interval = previous is not None and feed_interval(old_settings, previous) == feed_interval(
+                config.settings, feed
+            )
+            if same_interval and not every_schedule:
                 continue  # same schedule; other changes (title, tags, headers) apply at the next poll
             added += previous is None
             rescheduled += previous is not None

@@ -301,7 +301,7 @@ def test_a_shorter_interval_applies_from_the_last_poll_after_a_reload(
     assert code == 0, log
 
 
-def test_status_shows_when_the_scheduler_really_polls_next(
+def test_status_shows_the_real_next_poll_and_schedule_settings_apply_at_once(
     tmp_path: Path, feed_server: FeedServer, start_daemon: Callable[..., subprocess.Popen[str]]
 ) -> None:
     # Posts ten days apart: the adaptive interval waits the whole max_interval, far beyond the 1 s interval.
@@ -324,6 +324,10 @@ def test_status_shows_when_the_scheduler_really_polls_next(
     later = datetime.now(UTC) + timedelta(minutes=30)
     wait_until(lambda: (due := next_due()) is not None and due > later, daemon, "the scheduler's next run stored")
     assert len(feed_server.hits("/quiet")) == 1
+    # Without the adaptive interval the feed is due every second again, at once, not in an hour.
+    daemon_config(tmp_path, [{"url": url, "category": "news"}], max_interval="1h", adaptive_interval=False)
+    daemon.send_signal(signal.SIGHUP)
+    wait_until(lambda: len(feed_server.hits("/quiet")) >= 2, daemon, "a poll without the adaptive interval")
     code, log = stop(daemon)
     assert code == 0, log
 
