@@ -283,6 +283,22 @@ def test_reloads_refuse_an_emptied_file_and_publish_a_category_move_at_once(
     assert any(e.get("event") == "reload_failed" and "lists no feeds" in e["message"] for e in events), log
 
 
+def reload_and_expect_a_second_poll(
+    daemon: subprocess.Popen[str],
+    feed_server: FeedServer,
+    path: str,
+    directory: Path,
+    feeds: list[dict[str, Any]],
+    **settings: Any,
+) -> None:
+    """Rewrite feeds.yaml, send SIGHUP, wait for the feed's second poll, and stop the daemon cleanly."""
+    daemon_config(directory, feeds, **settings)
+    daemon.send_signal(signal.SIGHUP)
+    wait_until(lambda: len(feed_server.hits(path)) >= 2, daemon, f"a second poll of {path} after the reload")
+    code, log = stop(daemon)
+    assert code == 0, log
+
+
 def test_a_shorter_interval_applies_from_the_last_poll_after_a_reload(
     tmp_path: Path, feed_server: FeedServer, start_daemon: Callable[..., subprocess.Popen[str]]
 ) -> None:
@@ -293,12 +309,9 @@ def test_a_shorter_interval_applies_from_the_last_poll_after_a_reload(
     daemon = start_daemon(hourly, "--log-format", "json")
     time.sleep(1)
     assert len(feed_server.hits("/a")) == 1
-    daemon_config(tmp_path, [{"url": a, "category": "news", "interval": "2s"}], max_interval="2h")
-    daemon.send_signal(signal.SIGHUP)
     # Not an hour after the first poll: a couple of seconds after it.
-    wait_until(lambda: len(feed_server.hits("/a")) >= 2, daemon, "a poll on the new interval")
-    code, log = stop(daemon)
-    assert code == 0, log
+    feeds = [{"url": a, "category": "news", "interval": "2s"}]
+    reload_and_expect_a_second_poll(daemon, feed_server, "/a", tmp_path, feeds, max_interval="2h")
 
 
 def test_status_shows_the_real_next_poll_and_schedule_settings_apply_at_once(
@@ -325,11 +338,10 @@ def test_status_shows_the_real_next_poll_and_schedule_settings_apply_at_once(
     wait_until(lambda: (due := next_due()) is not None and due > later, daemon, "the scheduler's next run stored")
     assert len(feed_server.hits("/quiet")) == 1
     # Without the adaptive interval the feed is due every second again, at once, not in an hour.
-    daemon_config(tmp_path, [{"url": url, "category": "news"}], max_interval="1h", adaptive_interval=False)
-    daemon.send_signal(signal.SIGHUP)
-    wait_until(lambda: len(feed_server.hits("/quiet")) >= 2, daemon, "a poll without the adaptive interval")
-    code, log = stop(daemon)
-    assert code == 0, log
+    feeds = [{"url": url, "category": "news"}]
+    reload_and_expect_a_second_poll(
+        daemon, feed_server, "/quiet", tmp_path, feeds, max_interval="1h", adaptive_interval=False
+    )
 
 
 def test_sigterm_during_a_slow_update_leaves_an_intact_archive_that_fetch_now_completes(
