@@ -43,7 +43,7 @@ from .metrics import DaemonMetrics, feed_rows, health_app
 from .models import Config, FeedConfig, Settings, UpdateOutcome
 from .parsepool import ParserPool
 from .pipeline import RunSummary, update_feeds
-from .store import Archive
+from .store import Archive, stored_time
 
 log = logging.getLogger("aggregator.daemon")
 
@@ -74,16 +74,6 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def _parse_time(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
 def feed_interval(settings: Settings, feed: FeedConfig) -> int:
     """The feed's own interval (else the default), within [min_interval, max_interval]."""
     return max(settings.min_interval, min(settings.max_interval, feed.interval or settings.default_interval))
@@ -105,7 +95,7 @@ def _schedule_rows(archive: Archive, urls: list[str]) -> dict[str, ScheduleRow]:
         for url, next_due, fetched, gone in archive.db.execute(
             f"SELECT url, next_due_at, last_fetched_at, gone FROM feeds WHERE url IN ({marks})", chunk
         ).fetchall():
-            rows[url] = (_parse_time(next_due), _parse_time(fetched), bool(gone))
+            rows[url] = (stored_time(next_due), stored_time(fetched), bool(gone))
     return rows
 
 
@@ -115,7 +105,7 @@ def _recent_published(archive: Archive, url: str, limit: int = 20) -> list[datet
         "SELECT published_utc FROM entries WHERE feed_url = ? AND date_flag = '' ORDER BY published_utc DESC LIMIT ?",
         [url, limit],
     ).fetchall()
-    return [t for t in (_parse_time(row[0]) for row in rows) if t is not None]
+    return [t for t in (stored_time(row[0]) for row in rows) if t is not None]
 
 
 _early_reload = False

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from html.parser import HTMLParser
 from urllib.parse import urljoin, urlsplit
 
-from .encoding import canonical
+from .encoding import canonical, charset_from_content_type
 from .errors import FetchError
 from .fetch import HostLimiter, HttpClient, fetch_feed
 from .models import FeedConfig, FeedState, Fetched, FetchFailure, Settings
@@ -115,11 +115,7 @@ def looks_like_feed(body: bytes, content_type: str | None) -> bool:
 
 
 def _page_text(body: bytes, content_type: str | None) -> str:
-    charset = ""
-    for part in (content_type or "").split(";")[1:]:
-        name, _, value = part.partition("=")
-        if name.strip().lower() == "charset":
-            charset = value.strip().strip('"')
+    charset = charset_from_content_type(content_type)
     declared = _META_CHARSET.search(body[:4096])
     meta = declared.group(1).decode("ascii") if declared else ""
     # The server's charset, the page's own <meta charset>, then UTF-8 and GB18030: a Chinese page's feed
@@ -178,4 +174,4 @@ def discover(url: str, settings: Settings) -> Discovery:
     if looks_like_feed(fetched.body, fetched.content_type):
         return Discovery(url=url, is_feed=True)
     found = feed_links(_page_text(fetched.body, fetched.content_type), fetched.final_url)
-    return dataclasses.replace(asyncio.run(_usable(found, url, settings)), url=url)
+    return asyncio.run(_usable(found, url, settings))

@@ -88,6 +88,7 @@ def _decode(body: bytes, content_type: str | None, override: str | None) -> tupl
         # A body that is valid UTF-8 is UTF-8, whatever its declaration or header says: GBK or Big5 text
         # is practically never valid UTF-8, while UTF-8 text labelled GBK often decodes "strictly" as
         # GB18030, into mojibake (servers configured once for a legacy site, then fed UTF-8).
+        candidates.remove("utf-8")  # one of the fallbacks: moved to the front, not tried twice
         candidates.insert(0, "utf-8")
     for codec in candidates:
         try:

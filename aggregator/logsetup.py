@@ -45,11 +45,11 @@ class RedactingFormatter(logging.Formatter):
         return redact_url(super().format(record))
 
 
-class OneLineFormatter(logging.Formatter):
+class OneLineFormatter(RedactingFormatter):
     """Text lines; a multi-line message (a config error lists one problem per line) is joined with ' | '."""
 
     def format(self, record: logging.LogRecord) -> str:
-        line = redact_url(super().format(record))
+        line = super().format(record)
         if record.exc_info:
             return line  # a traceback is worth its lines: it is a bug
         return _one_line(line)

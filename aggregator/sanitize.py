@@ -37,10 +37,7 @@ _ASCII_CONTROL = bytes(range(0x00, 0x09)) + b"\x0b\x0c" + bytes(range(0x0E, 0x20
 # Whitespace that folds to one space in plain text: all of it but the ideographic space (U+3000), which
 # Chinese text uses inside titles and names ("中国\u3000税务") and to indent paragraphs.
 _SPACE = re.compile(r"[^\S\u3000]+")
-_FOLDED = (  # what str.strip() removes, but U+3000
-    "\t\n\v\f\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
-    "\u2028\u2029\u202f\u205f"
-)
+_EDGE_SPACE = re.compile(r"^[^\S\u3000]+|[^\S\u3000]+$")  # strip(), but U+3000 stays
 _PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
 _BLOCK_BOUNDARY = re.compile(
     r"</?(?:p|div|br|hr|li|ul|ol|dl|dt|dd|h[1-6]|blockquote|pre|table|thead|tbody|tfoot|tr|td|th|caption"
@@ -180,7 +177,7 @@ def plain_text(text: str) -> str:
 def text_to_html(text: str) -> str:
     """Plain text as safe HTML paragraphs."""
     # A paragraph keeps its leading ideographic spaces: the indent of Chinese prose.
-    paragraphs = [p.strip(_FOLDED) for p in _PARAGRAPH_BREAK.split(remove_control_characters(text)) if p.strip()]
+    paragraphs = [_EDGE_SPACE.sub("", p) for p in _PARAGRAPH_BREAK.split(remove_control_characters(text)) if p.strip()]
     return "\n".join(f"<p>{html.escape(p, quote=False)}</p>" for p in paragraphs)
 
 

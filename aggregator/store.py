@@ -45,11 +45,16 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def _parsed_time(value: str | None) -> datetime | None:
-    try:
-        return datetime.fromisoformat(value) if value else None
-    except ValueError:  # written by hand, or by something else: no wait is better than no poll ever
+def stored_time(text: str | None) -> datetime | None:
+    """A time the archive holds, aware (UTC when written without an offset); None when missing or not
+    one (written by hand, or by something else: no wait is better than no poll ever)."""
+    if not text:
         return None
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _now_text(value: datetime) -> str:
@@ -185,7 +190,7 @@ class Archive:
                 body_hash=body_hash,
                 consecutive_errors=errors,
                 gone=bool(gone),
-                retry_after_until=_parsed_time(retry_after),
+                retry_after_until=stored_time(retry_after),
             )
         for url in wanted:
             states.setdefault(url, FeedState(url=url, fetch_url=url))
@@ -365,40 +370,44 @@ class Archive:
         """Record when the daemon's scheduler will poll these feeds next (what `status` shows): later than
         a poll's own estimate when the adaptive interval or min_interval says so."""
         rows = [(_iso(when.astimezone(UTC)), url) for url, when in due.items()]
+        try:
+            self._in_write_turn(
+                lambda: self.db.conn.executemany("UPDATE feeds SET next_due_at = ? WHERE url = ? AND gone = 0", rows)
+            )
+        except sqlite3.Error as error:
+            raise StorageError(f"{self.path}: cannot record when feeds are due: {error}") from None
+
+    def _in_write_turn(self, work: Callable[[], object]) -> None:
+        """`work` in a write transaction of its own, taken in turn with the other writers."""
 
         def write() -> None:
             with self._write_transaction():
-                self.db.conn.executemany("UPDATE feeds SET next_due_at = ? WHERE url = ? AND gone = 0", rows)
+                work()
 
-        try:
-            _retry_locked(write)
-        except sqlite3.Error as error:
-            raise StorageError(f"{self.path}: cannot record when feeds are due: {error}") from None
+        _retry_locked(write)
 
     def _move_entries(self, moved: Sequence[tuple[str, str]]) -> None:
         """(category, feed url) pairs: each feed's archived entries go to its new category."""
         self.db.conn.executemany("UPDATE entries SET category = ? WHERE feed_url = ?", moved)
 
-    def apply_categories(self, categories: Mapping[str, str]) -> int:
+    def apply_categories(self, categories: Mapping[str, str]) -> None:
         """Move the entries of every archived feed whose category in feeds.yaml (`categories`, feed url ->
         category) is not the one it was stored under, and the feed with them: a publish right after the
-        operator moved a feed shows the move without waiting for the feed's next poll. Returns how many
-        feeds moved."""
+        operator moved a feed shows the move without waiting for the feed's next poll."""
+
+        def move() -> None:
+            self._move_entries(moved)
+            self.db.conn.executemany("UPDATE feeds SET category = ? WHERE url = ?", moved)
+
         try:
-            query = "SELECT url, category FROM feeds WHERE url"
-            stored = {url: category for url, category in self._rows_where_in(query, list(categories))}
-            moved = [(category, url) for url, category in categories.items() if stored.get(url, category) != category]
+            stored = self._stored_feeds(list(categories))
+            moved = [
+                (category, url) for url, category in categories.items() if url in stored and stored[url][0] != category
+            ]
             if moved:
-
-                def write() -> None:
-                    with self._write_transaction():
-                        self._move_entries(moved)
-                        self.db.conn.executemany("UPDATE feeds SET category = ? WHERE url = ?", moved)
-
-                _retry_locked(write)
+                self._in_write_turn(move)
         except sqlite3.Error as error:
             raise StorageError(f"{self.path}: cannot move feeds to their new categories: {error}") from None
-        return len(moved)
 
     def _stored_feeds(self, urls: list[str]) -> dict[str, tuple[str, str | None, str | None]]:
         """category, body_hash and last_fetched_at of the stored feeds among `urls`."""
