@@ -161,9 +161,13 @@ def run_fetch(config: Config, urls: tuple[str, ...], category: str | None, progr
                 def advance(_outcome: UpdateOutcome) -> None:
                     bar.update(1)
 
-                summary = asyncio.run(update_feeds(config, feeds, archive, on_outcome=advance, log_outcomes=False))
+                summary = asyncio.run(
+                    update_feeds(config, feeds, archive, on_outcome=advance, log_outcomes=False, skip_gone=not urls)
+                )
         else:
-            summary = asyncio.run(update_feeds(config, feeds, archive, on_outcome=_log_line, log_outcomes=False))
+            summary = asyncio.run(
+                update_feeds(config, feeds, archive, on_outcome=_log_line, log_outcomes=False, skip_gone=not urls)
+            )
         seconds = time.monotonic() - started
         for line in _summary_lines(summary, seconds, archive):
             click.echo(line)
@@ -189,6 +193,9 @@ def _publish_after_fetch(config: Config, archive: Archive, summary: RunSummary) 
 @click.pass_context
 def fetch_now(ctx: click.Context, urls: tuple[str, ...], category: str | None, progress: bool | None) -> None:
     """Poll every enabled feed once, now (or only URLS, or one --category), and store what is new.
+
+    A feed that answered 410 Gone is skipped, unless named: naming it polls it again, and once it
+    answers anything but 410 it is polled as before (by the daemon from its next reload).
 
     Exit status: 0 when the run completed (failed feeds are listed), 1 when nothing could be fetched
     or the archive could not be written, 2 for configuration errors.

@@ -444,7 +444,8 @@ class Daemon:
             return
         row = _schedule_rows(self.archive, [url]).get(url)
         if row is not None and row[2]:
-            log.warning("%s: gone (HTTP 410); no longer polled", url, extra={"feed": url, "event": "gone"})
+            # The poll's own outcome was the warning (HTTP 410 ...); this only says what the schedule did.
+            log.info("%s: gone (HTTP 410); no longer polled", url, extra={"feed": url, "event": "gone"})
             self._remove(url)
             return
         when = self._next_run(feed, row)

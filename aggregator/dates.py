@@ -22,15 +22,19 @@ _MONTHS = {name: number for number, name in enumerate(("jan", "feb", "mar", "apr
 _MONTHS |= {name: number for number, name in enumerate(("jul", "aug", "sep", "oct", "nov", "dec"), 7)}
 
 
-def parse_date(raw: str, naive_zone: tzinfo = UTC) -> datetime | None:
+def parse_date(raw: str, naive_zone: tzinfo = UTC, local_names: tzinfo | None = None) -> datetime | None:
     """An aware datetime in the offset the source wrote, or None when the text is not a date we know.
 
     RFC 822 (RSS) and RFC 3339 / ISO 8601 (Atom, JSON Feed) cover nearly every feed; the caller falls
     back to the parser's own reading for the rest. Dates without an offset are read in `naive_zone`.
+    A zone name that `local_names` uses at that moment is read in that zone: "CST" is China Standard
+    Time (+0800) for a Chinese source, where email.utils knows only US Central (-0600).
     """
     text = (raw or "").strip()
     if not text:
         return None
+    if local_names is not None and text[-1].isalpha() and (named := _named_local(text, local_names)) is not None:
+        return named
     parsed = _parse_text(text)
     if parsed is None:
         return None
@@ -40,6 +44,22 @@ def parse_date(raw: str, naive_zone: tzinfo = UTC) -> datetime | None:
         offset = parsed.utcoffset() or timedelta(0)
         parsed = parsed.replace(tzinfo=_fixed(offset))
     return parsed
+
+
+_ZONE_NAME = re.compile(r"(.*\d)\s+([A-Z]{2,5})")
+
+
+def _named_local(text: str, zone: tzinfo) -> datetime | None:
+    match = _ZONE_NAME.fullmatch(text)
+    if match is None:
+        return None
+    local = _parse_text(match.group(1))
+    if local is None or local.tzinfo is not None:
+        return None
+    in_zone = local.replace(tzinfo=zone)
+    if in_zone.tzname() != match.group(2):
+        return None
+    return in_zone.replace(tzinfo=_fixed(in_zone.utcoffset() or timedelta(0)))
 
 
 @functools.lru_cache(maxsize=256)

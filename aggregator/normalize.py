@@ -11,6 +11,7 @@ import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from .dates import clamp_date, parse_date
 from .fulltext import index_text
@@ -28,6 +29,7 @@ from .sanitize import (
 MAX_KEY_LENGTH = 1024
 MAX_TITLE_LENGTH = 1000
 _HTML_TYPES = ("text/html", "application/xhtml+xml", "html", "xhtml")
+_CHINA = ZoneInfo("Asia/Shanghai")
 
 
 def entry_identity(feed_url: str, key: str) -> str:
@@ -159,6 +161,7 @@ def _normalize_entry(
     fetched_at: datetime,
     naive_zone: tzinfo,
     fingerprint: str = "",
+    local_names: tzinfo | None = None,
 ) -> Entry:
     base = link or site_url or document_url
     title = _plain_title(raw.title)
@@ -173,8 +176,8 @@ def _normalize_entry(
         for e in raw.enclosures
         if (url := safe_url(e.url, document_url))
     )
-    published = parse_date(raw.published, naive_zone) or raw.published_parsed
-    updated = parse_date(raw.updated, naive_zone) or raw.updated_parsed
+    published = parse_date(raw.published, naive_zone, local_names) or raw.published_parsed
+    updated = parse_date(raw.updated, naive_zone, local_names) or raw.updated_parsed
     chosen, flag = clamp_date(published or updated, fetched_at)
     if updated is not None and clamp_date(updated, fetched_at)[1]:
         updated = None
@@ -196,6 +199,16 @@ def _normalize_entry(
         search_body=index_text(summary, content),
         raw_hash=fingerprint,
     )
+
+
+def _zone_of_names(naive_zone: tzinfo, language: str) -> tzinfo | None:
+    """The zone whose names ("CST", "IST") a feed's dates use: its configured `timezone`; for a Chinese
+    source without one, China's (its "CST" is +0800, not US Central)."""
+    if naive_zone is not UTC:
+        return naive_zone
+    if language.strip().lower().startswith("zh"):
+        return _CHINA
+    return None
 
 
 def declared_ids(raw: RawFeed, *, feed_url: str, fetched_from: str = "") -> list[str]:
@@ -228,6 +241,7 @@ def normalize_feed(
     document_url = fetched_from or feed_url
     site_url = safe_url(raw.link, document_url)
     known = known or {}
+    local_names = _zone_of_names(naive_zone, raw.language)
     entries: dict[str, Entry] = {}
     unchanged: dict[str, tuple[str, str]] = {}  # key -> (id, fingerprint)
     duplicates = 0
@@ -242,7 +256,7 @@ def normalize_feed(
             unchanged[key] = (entry_id, fingerprint)
             continue
         entry = _normalize_entry(
-            raw_entry, link, key, feed_url, document_url, site_url, fetched_at, naive_zone, fingerprint
+            raw_entry, link, key, feed_url, document_url, site_url, fetched_at, naive_zone, fingerprint, local_names
         )
         if entry.key in entries or entry.key in unchanged:
             duplicates += 1

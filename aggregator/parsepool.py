@@ -100,6 +100,8 @@ class StoreJob:
     delay: Callable[..., int]
     # Whether the archive may hold entries of this feed: only then are their fingerprints looked up.
     stored_before: bool = True
+    # When the server answered: the next poll counts from then (default: when the poll began).
+    answered_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,7 +207,7 @@ def _poll_of(job: StoreJob, parsed: ParsedFeed) -> PollRecord:
         site_url=parsed.link,
         format=parsed.format,
         ttl=parsed.ttl,
-        next_due_at=next_poll_at(job.poll.fetched_at, job.delay(ttl_minutes=parsed.ttl)),
+        next_due_at=next_poll_at(job.answered_at or job.poll.fetched_at, job.delay(ttl_minutes=parsed.ttl)),
         entries=parsed.entries,
         unchanged=parsed.unchanged,
     )

@@ -125,6 +125,9 @@ async def _poll(
     settings = config.settings
     started = datetime.now(UTC)
     result = await fetch_feed(client, feed, state, settings, limiter)
+    # Intervals, backoff and Retry-After count from the answer, not from the request: a request that
+    # timed out after longer than the interval would otherwise be due again at once.
+    answered = datetime.now(UTC)
     base = PollRecord(
         url=feed.url,
         category=feed.category,
@@ -146,7 +149,7 @@ async def _poll(
             ttl_minutes=ttl,
             max_age=max_age,
         )
-        return next_poll_at(started, delay)
+        return next_poll_at(answered, delay)
 
     if isinstance(result, FetchFailure):
         errors = state.consecutive_errors + 1
@@ -156,7 +159,7 @@ async def _poll(
             consecutive_errors=errors,
             http_status=result.status,
             error=result.message,
-            retry_after_until=next_poll_at(started, result.retry_after) if result.retry_after else None,
+            retry_after_until=next_poll_at(answered, result.retry_after) if result.retry_after else None,
             next_due_at=due(errors, result.retry_after),
             gone=result.gone,
         )
@@ -202,6 +205,7 @@ async def _poll(
                 max_age=result.max_age,
             ),
             stored_before=state.body_hash is not None,
+            answered_at=answered,
         )
     )
     if isinstance(stored, StoreResult | StorageFailure):
@@ -322,7 +326,14 @@ async def update_feeds(
     async def one(feed: FeedConfig, client: HttpClient, parser: ParserPool) -> None:
         state = states[feed.url]
         if skip_gone and state.gone:
-            report(UpdateOutcome(url=feed.url, category=feed.category, status="skipped", error="gone (HTTP 410)"))
+            report(
+                UpdateOutcome(
+                    url=feed.url,
+                    category=feed.category,
+                    status="skipped",
+                    error="gone (HTTP 410); to try it again: aggregator fetch-now URL",
+                )
+            )
             return
         if state.retry_after_until is not None and datetime.now(UTC) < state.retry_after_until:
             # Asked by the server (429/503 Retry-After) of whichever process polled it last: the daemon's

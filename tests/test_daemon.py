@@ -401,6 +401,31 @@ def test_a_second_daemon_refuses_to_start_while_fetch_now_works_beside_the_first
     assert code == 0, log
 
 
+def test_a_gone_feed_warns_once_stops_and_comes_back_when_named_and_reloaded(
+    tmp_path: Path, feed_server: FeedServer, start_daemon: Callable[..., subprocess.Popen[str]]
+) -> None:
+    feed_server.routes["/a"] = Route(items=[fresh_item(1)])
+    feed_server.routes["/back"] = Route(items=[fresh_item(1), fresh_item(2)], once=[(410, {})])
+    a, back = feed_server.url("/a"), feed_server.url("/back")
+    config = daemon_config(tmp_path, [{"url": a, "category": "news"}, {"url": back, "category": "news"}])
+    daemon = start_daemon(config, "--log-format", "json")
+    wait_until(lambda: query(config, "SELECT gone FROM feeds WHERE url = ?", back) == [(1,)], daemon, "the 410")
+    polled = len(feed_server.hits("/a"))
+    wait_until(lambda: len(feed_server.hits("/a")) > polled + 2, daemon, "other polls to go on")
+    assert len(feed_server.hits("/back")) == 1
+
+    revived = subprocess.run(aggregator(config, "fetch-now", back), cwd=REPO, capture_output=True, text=True)
+    assert revived.returncode == 0 and "2 new entries" in revived.stdout, revived.stderr
+    daemon.send_signal(signal.SIGHUP)
+    wait_until(lambda: len(feed_server.hits("/back")) >= 3, daemon, "the revived feed polled by the daemon")
+
+    code, log = stop(daemon)
+    assert code == 0, log
+    events = [json.loads(line) for line in log.splitlines()]
+    about_back = [e for e in events if e.get("feed") == back and e["level"] == "warning"]
+    assert len(about_back) == 1 and "HTTP 410 Gone" in about_back[0]["message"]
+
+
 def test_serve_exposes_healthz_and_metrics(
     tmp_path: Path, feed_server: FeedServer, start_daemon: Callable[..., subprocess.Popen[str]]
 ) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import shutil
 import sqlite3
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -222,6 +223,47 @@ def test_gone_stops_polling_and_retry_after_is_recorded(
     second = run_update(config)
     assert next(o for o in second.outcomes if o.url.endswith("/gone")).status == "skipped"
     assert len([r for r in httpserver.log if r[0].path == "/gone"]) == 1
+
+
+def test_a_gone_feed_is_polled_again_only_when_named(httpserver: HTTPServer, tmp_path: Path) -> None:
+    httpserver.expect_oneshot_request("/moved-back").respond_with_data("", status=410)
+    httpserver.expect_request("/moved-back").respond_with_data(rss([item(1)]), content_type="application/rss+xml")
+    url = httpserver.url_for("/moved-back")
+    path = write_config(tmp_path, [{"url": url, "category": "news"}], publish=False)
+    runner = CliRunner()
+    assert runner.invoke(main, ["--config", str(path), "fetch-now"]).exit_code == 1  # 410: nothing fetched
+    skipped = runner.invoke(main, ["--config", str(path), "fetch-now"])
+    assert "gone (HTTP 410); to try it again: aggregator fetch-now URL" in skipped.output
+    assert len(httpserver.log) == 1
+    named = runner.invoke(main, ["--config", str(path), "fetch-now", url])
+    assert named.exit_code == 0 and "1 new entries" in named.output
+    config = load_config(path)
+    assert rows(config, "SELECT gone, consecutive_errors FROM feeds") == [(0, 0)]
+    again = runner.invoke(main, ["--config", str(path), "fetch-now"])  # an ordinary run polls it once more
+    assert again.output.startswith(f"unchanged    {url}")
+    assert len(httpserver.log) == 3
+
+
+def test_the_next_poll_counts_from_the_answer_not_the_request(httpserver: HTTPServer, tmp_path: Path) -> None:
+    def slow(_request: Request) -> Response:
+        time.sleep(2)
+        return Response(rss([item(1)]), content_type="application/rss+xml")
+
+    httpserver.expect_request("/slow").respond_with_handler(slow)
+    httpserver.expect_request("/slow-error").respond_with_handler(lambda _r: (time.sleep(2), Response("", 500))[1])
+    config = load_config(
+        write_config(
+            tmp_path,
+            [{"url": httpserver.url_for(p), "category": "news"} for p in ("/slow", "/slow-error")],
+            publish=False,
+            min_interval="1s",
+            default_interval="1s",
+        )
+    )
+    run_update(config)
+    for url, fetched, due in rows(config, "SELECT url, last_fetched_at, next_due_at FROM feeds"):
+        waited = datetime.fromisoformat(str(due)) - datetime.fromisoformat(str(fetched))
+        assert waited >= timedelta(seconds=3), url  # two seconds answering, then the one-second interval
 
 
 def test_an_absurd_retry_after_is_capped_at_a_week(httpserver: HTTPServer, make_config: Callable[..., Config]) -> None:

@@ -313,3 +313,32 @@ def test_chinese_spacing_and_dates_survive_normalising() -> None:
     ).encode()
     entry = normalize_feed(parse_document(json_feed, "http://a.example/j"), feed_url="j", fetched_at=datetime.now(UTC))
     assert entry.entries[0].content == "<p>\u3000\u3000第一段。</p>\n<p>\u3000\u3000第二段。</p>"
+
+
+@pytest.mark.parametrize("version", ["2.0", "0.91"])  # the fast parser, and feedparser
+def test_cst_is_china_standard_time_for_a_chinese_source_and_us_central_elsewhere(version: str) -> None:
+    from zoneinfo import ZoneInfo
+
+    from aggregator.normalize import normalize_feed
+    from aggregator.parse import parse_document
+
+    def published(language: str, zone: ZoneInfo | None = None, date: str = "Wed, 16 Mar 2022 08:54:16 CST") -> str:
+        rss = (
+            f"<rss version='{version}'><channel><title>t</title><link>http://a.example/</link>"
+            f"<description>d</description>{language}<item><title>x</title><link>http://a.example/1</link>"
+            f"<description>d</description><pubDate>{date}</pubDate></item></channel></rss>"
+        ).encode()
+        options = {"naive_zone": zone} if zone else {}
+        raw = parse_document(rss, "http://a.example/f")
+        feed = normalize_feed(raw, feed_url="f", fetched_at=datetime(2023, 1, 1, tzinfo=UTC), **options)
+        return feed.entries[0].published.isoformat()
+
+    assert published("<language>zh-cn</language>") == "2022-03-16T08:54:16+08:00"
+    assert published("<language>zh-TW</language>") == "2022-03-16T08:54:16+08:00"
+    assert published("", ZoneInfo("Asia/Shanghai")) == "2022-03-16T08:54:16+08:00"  # the feed's timezone setting
+    assert published("<language>en-us</language>") == "2022-03-16T08:54:16-06:00"
+    assert published("", ZoneInfo("America/Chicago")) == "2022-03-16T08:54:16-06:00"
+    # Names the zone does not use keep their usual meaning; a written offset always wins.
+    assert published("<language>zh-cn</language>", date="Wed, 16 Mar 2022 08:54:16 EST") == "2022-03-16T08:54:16-05:00"
+    assert published("", ZoneInfo("Asia/Kolkata"), "Wed, 16 Mar 2022 08:54:16 IST") == "2022-03-16T08:54:16+05:30"
+    assert published("<language>zh</language>", date="Wed, 16 Mar 2022 08:54:16 +0900") == "2022-03-16T08:54:16+09:00"
