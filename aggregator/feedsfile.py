@@ -151,7 +151,7 @@ class FeedsFile:
         feed = self.feed(url)
         if feed.enabled == enabled:
             return False
-        _index, span = self._span_of(self.text, url)
+        _index, span = self._span_of(self.text, url, block_item=True)
         lines = self.text.splitlines(keepends=True)
         enabled_line = re.compile(rf"^\s{{{span.key_column}}}enabled\s*:")
         item = range(span.first + 1, span.last + 1)
@@ -219,10 +219,24 @@ class FeedsFile:
             spans.append((item, _ItemSpan(starts[i], last, key_column, dash_column)))
         return spans
 
-    def _span_of(self, text: str, url: str) -> tuple[int, _ItemSpan]:
+    def _span_of(self, text: str, url: str, *, block_item: bool = False) -> tuple[int, _ItemSpan]:
+        """Where feed `url` stands; `block_item` when the edit needs its keys on lines of their own."""
         for index, (item, span) in enumerate(self._feed_spans(text)):
             if isinstance(item, dict) and item.get("url") == url:
+                if block_item and isinstance(item, CommentedMap) and item.fa.flow_style():
+                    raise FeedsFileError(
+                        f"{self.path}:{span.first + 1}: the feed {url!r} is written inline ({{...}}); "
+                        "write it as `- url: ...` with one key per line to edit it"
+                    )
                 return index, span
+        document = self._document(text)
+        feeds = document.get("feeds") if isinstance(document, CommentedMap) else None
+        if isinstance(feeds, CommentedSeq) and feeds.fa.flow_style():
+            line = int(document.lc.key("feeds")[0]) + 1
+            raise FeedsFileError(
+                f"{self.path}:{line}: `feeds:` is written inline ([...]); write it as a block list "
+                "(one `- url:` per feed) to edit it"
+            )
         raise FeedsFileError(f"{self.path}: cannot find feed {url!r} in the file's feeds list")
 
     def _append_feeds(self, text: str, feeds: Sequence[NewFeed]) -> str:

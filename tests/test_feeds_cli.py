@@ -225,3 +225,23 @@ def test_a_crlf_file_keeps_its_line_ends(tmp_path: Path) -> None:
     assert run(path, "feeds", "add", "https://n.example/f", "--category", "tech", "--no-discover")[0] == 0
     data = path.read_bytes()
     assert data.count(b"\r\n") == data.count(b"\n") and b"enabled: false" in data and b"n.example" in data
+
+
+def test_inline_feeds_say_how_to_make_them_editable(tmp_path: Path) -> None:
+    head = "settings:\n  publish: false\ncategories:\n  tech:\n    title: T\n"
+    inline_list = feeds_file(tmp_path, head + 'feeds: [{url: "https://a.example/f", category: tech}]\n')
+    for command in ("disable", "remove"):
+        code, _out, err = run(inline_list, "feeds", command, "https://a.example/f")
+        assert code == 2
+        assert err == (
+            f"error: {inline_list}:6: `feeds:` is written inline ([...]); write it as a block list "
+            "(one `- url:` per feed) to edit it\n"
+        )
+    text = head + "feeds:\n  - {url: https://a.example/f, category: tech}\n"
+    text += "  - url: https://b.example/f\n    category: tech\n"
+    inline_item = feeds_file(tmp_path, text)
+    code, _out, err = run(inline_item, "feeds", "disable", "https://a.example/f")
+    assert code == 2 and "feeds.yaml:7: the feed 'https://a.example/f' is written inline ({...})" in err
+    assert inline_item.read_text("utf-8") == text  # nothing written
+    assert run(inline_item, "feeds", "remove", "https://a.example/f")[0] == 0  # a whole line goes: no problem
+    assert [f.url for f in load_config(inline_item).feeds] == ["https://b.example/f"]
