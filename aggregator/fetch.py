@@ -63,6 +63,8 @@ class BoundedDecoder:
         self.size = 0
         self._zlib: zlib._Decompress | None = None
         self._first = True
+        self._carry = b""
+        self._ignoring_rest = False
         if self.coding in ("gzip", "x-gzip"):
             self._zlib = zlib.decompressobj(16 + zlib.MAX_WBITS)
         elif self.coding == "deflate":
@@ -79,19 +81,26 @@ class BoundedDecoder:
             except zlib.error:
                 self._zlib = zlib.decompressobj(-zlib.MAX_WBITS)
         out = bytearray()
-        while data:
+        data = self._carry + data
+        self._carry = b""
+        while data and not self._ignoring_rest:
             if self._zlib.eof:
-                # A new gzip member after the end of the previous one (concatenated gzip).
-                data = self._zlib.unused_data + data if self._zlib.unused_data else data
+                if len(data) < 2 and self.coding != "deflate":
+                    self._carry = data  # too short yet to tell a next gzip member from padding
+                    break
+                if self.coding == "deflate" or not data.startswith(b"\x1f\x8b"):
+                    # Padding or junk after the compressed body: browsers ignore it, and so do we.
+                    self._ignoring_rest = True
+                    break
+                # A next gzip member (concatenated gzip); an empty one adds nothing.
                 self._zlib = zlib.decompressobj(16 + zlib.MAX_WBITS)
             try:
+                # One byte over the remaining allowance is enough to know the body is too large.
                 piece = self._zlib.decompress(data, self.limit - self.size + 1)
             except zlib.error as error:
                 raise _BadEncodingError(f"corrupt {self.coding} body: {error}") from None
             out += self._count(piece)
-            data = self._zlib.unconsumed_tail
-            if self._zlib.eof and self._zlib.unused_data.strip(b"\0"):
-                data = self._zlib.unused_data + data
+            data = self._zlib.unused_data if self._zlib.eof else self._zlib.unconsumed_tail
         return bytes(out)
 
     def finish(self) -> None:

@@ -94,6 +94,51 @@ def test_network_families_fail_cleanly_and_spare_the_other_feeds(
     assert all("\n" not in e for e in errors.values())
 
 
+def _gzip_members(*parts: bytes, trailer: bytes = b"") -> Callable[[socket.socket], None]:
+    """Serve `parts` as concatenated gzip members, chunked in small pieces so members straddle reads."""
+    body = b"".join(gzip.compress(part) for part in parts) + trailer
+
+    def respond(conn: socket.socket) -> None:
+        head = b"HTTP/1.1 200 OK\r\nContent-Type: application/rss+xml\r\nContent-Encoding: gzip\r\n"
+        conn.sendall(head + b"Transfer-Encoding: chunked\r\n\r\n")
+        for start in range(0, len(body), 7):
+            piece = body[start : start + 7]
+            conn.sendall(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+        conn.sendall(b"0\r\n\r\n")
+
+    return respond
+
+
+def test_concatenated_gzip_members_join_and_stay_bounded(make_config: Callable[..., Config]) -> None:
+    half = len(GOOD) // 2
+    servers = {
+        "two": _gzip_members(GOOD[:half], GOOD[half:]),
+        "empty": _gzip_members(GOOD, b""),
+        "padded": _gzip_members(GOOD, trailer=b"\0\0\0 trailing junk"),
+        "many": _gzip_members(*[b" " * 300_000] * 8, GOOD),
+    }
+    from contextlib import ExitStack
+
+    with ExitStack() as stack:
+        urls = {name: stack.enter_context(raw_server(fn)) + f"/{name}" for name, fn in servers.items()}
+        config = make_config(
+            [{"url": url, "category": "news"} for url in urls.values()], request_timeout="10s", max_body_bytes="1MB"
+        )
+        summary = run_update(config)
+    outcomes = {o.url.rsplit("/", 1)[-1]: o for o in summary.outcomes}
+    for name in ("two", "empty", "padded"):
+        assert (outcomes[name].error, outcomes[name].new) == ("", 1), name
+    assert outcomes["many"].error == "body larger than the 1 MiB limit (max_body_bytes)"
+
+
+def test_gzip_members_in_one_read_are_joined_once() -> None:
+    from aggregator.fetch import BoundedDecoder
+
+    decoder = BoundedDecoder("gzip", 1024)
+    assert decoder.feed(gzip.compress(b"<rss>") + gzip.compress(b"") + gzip.compress(b"</rss>")) == b"<rss></rss>"
+    decoder.finish()
+
+
 def test_document_families(httpserver: HTTPServer, make_config: Callable[..., Config]) -> None:
     laughs = billion_laughs()
     # The same entities behind a long comment: a DOCTYPE may follow any amount of prolog.
