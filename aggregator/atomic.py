@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -15,11 +16,18 @@ from pathlib import Path
 def write_atomic(path: Path, data: bytes) -> bool:
     """Write `data` to `path` via a temp file in the same directory + fsync + rename.
 
+    A symlink is followed (its target is replaced, the link stays), and a file that exists keeps its mode
+    and, where allowed, its owner: feeds.yaml may be 0600 because it holds feed passwords.
     Returns True when the file was written, False when it already held exactly these bytes.
     """
     if _same_bytes(path, data):
         return False
+    path = Path(os.path.realpath(path))
     path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        before: os.stat_result | None = path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        before = None
     # The temp file lives in the target directory so os.replace is a same-filesystem atomic rename.
     fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -27,7 +35,13 @@ def write_atomic(path: Path, data: bytes) -> bool:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(temp_name, 0o644)  # mkstemp makes 0600; published files are meant to be read by a web server
+        if before is None:
+            os.chmod(temp_name, 0o644)  # mkstemp makes 0600; published files are meant to be read by a web server
+        else:
+            os.chmod(temp_name, stat.S_IMODE(before.st_mode))
+            if (before.st_uid, before.st_gid) != (os.getuid(), os.getgid()):
+                with contextlib.suppress(PermissionError):  # only root may give a file away
+                    os.chown(temp_name, before.st_uid, before.st_gid)
         os.replace(temp_name, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -63,10 +63,10 @@ class AggregatorGroup(click.Group):
         try:
             return super().invoke(ctx)
         except ConfigError as error:
-            click.echo(f"error: {error}", err=True)
+            click.echo(redact_url(f"error: {error}"), err=True)
             ctx.exit(EXIT_CONFIG)
         except AggregatorError as error:
-            click.echo(f"error: {error}", err=True)
+            click.echo(redact_url(f"error: {error}"), err=True)  # it may name a feed's address
             ctx.exit(1)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)

@@ -16,6 +16,7 @@ import click
 from .config import load_config
 from .errors import AggregatorError, ConfigError
 from .models import Config
+from .redact import redact_url
 from .store import Archive
 
 
@@ -230,12 +231,12 @@ def feeds_add(ctx: click.Context, url: str, category: str, title: str | None, di
             if not found.feeds:
                 raise AggregatorError(f'{url}: no feed found (the page declares no <link rel="alternate"> feed)')
             feed_url = found.feeds[0].url
-            click.echo(f"discovered {feed_url} ({found.feeds[0].kind}) on {url}", err=True)
+            click.echo(redact_url(f"discovered {feed_url} ({found.feeds[0].kind}) on {url}"), err=True)
             for other in found.feeds[1:]:
-                click.echo(f"  also offered: {other.url} ({other.kind}) {other.title}".rstrip(), err=True)
+                click.echo(redact_url(f"  also offered: {other.url} ({other.kind}) {other.title}".rstrip()), err=True)
     feeds_file.add_feeds([NewFeed(url=feed_url, category=category, title=title)])
     feeds_file.save()
-    click.echo(f"added {feed_url} to {category} in {feeds_file.path}", err=True)
+    click.echo(f"added {redact_url(feed_url)} to {category} in {feeds_file.path}", err=True)
 
 
 @feeds_group.command("remove")
@@ -253,7 +254,7 @@ def feeds_remove(ctx: click.Context, url: str) -> None:
     feeds_file = FeedsFile(ctx.obj["config_path"])
     feeds_file.remove_feed(url)
     feeds_file.save()
-    click.echo(f"removed {url} from {feeds_file.path} (its archived entries are kept)", err=True)
+    click.echo(f"removed {redact_url(url)} from {feeds_file.path} (its archived entries are kept)", err=True)
 
 
 def _set_enabled(ctx: click.Context, url: str, enabled: bool) -> None:
@@ -263,9 +264,9 @@ def _set_enabled(ctx: click.Context, url: str, enabled: bool) -> None:
     word = "enabled" if enabled else "disabled"
     if feeds_file.set_enabled(url, enabled):
         feeds_file.save()
-        click.echo(f"{word} {url}", err=True)
+        click.echo(f"{word} {redact_url(url)}", err=True)
     else:
-        click.echo(f"{url} was already {word}", err=True)
+        click.echo(f"{redact_url(url)} was already {word}", err=True)
 
 
 @feeds_group.command("enable")
@@ -333,7 +334,7 @@ def opml_import(ctx: click.Context, file: Any, category: str | None, dry_run: bo
     for new_category in plan.categories:
         click.echo(f"new category {new_category.slug}: {new_category.title}", err=True)
     for feed in plan.feeds:
-        click.echo(f"add [{feed.category}] {feed.url}", err=True)
+        click.echo(f"add [{feed.category}] {redact_url(feed.url)}", err=True)
     if not plan.feeds:
         click.echo("nothing to import", err=True)
         return

@@ -12,6 +12,7 @@ from importlib import resources
 from pathlib import Path
 
 from .config import load_config
+from .errors import AggregatorError
 from .store import Archive
 
 SAMPLES = {
@@ -85,10 +86,30 @@ def serve_samples() -> Iterator[str]:
         server.server_close()
 
 
+def _refuse_a_real_archive(root: Path) -> None:
+    """The demo writes its own feeds.yaml and sample entries: never over an operator's own, though a
+    folder an earlier demo made may be reused."""
+    if root.exists() and not root.is_dir():
+        raise AggregatorError(f"{root} is a file, not a folder: give --dir a new or empty folder")
+    config_path = root / "feeds.yaml"
+    try:
+        ours = config_path.read_text(encoding="utf-8").startswith(DEMO_CONFIG.partition("\n")[0])
+    except FileNotFoundError:
+        ours = not (root / "archive").exists()
+    except (OSError, UnicodeDecodeError):
+        ours = False
+    if not ours:
+        raise AggregatorError(
+            f"{root} already holds a feeds.yaml or an archive/ the demo did not write; the demo would replace"
+            " the one and add its sample entries to the other: give --dir an empty or new folder"
+        )
+
+
 def run_demo(directory: Path | None) -> None:
     from .cli import run_fetch
 
     root = Path(directory) if directory else Path(tempfile.mkdtemp(prefix="aggregator-demo-"))
+    _refuse_a_real_archive(root)
     root.mkdir(parents=True, exist_ok=True)
     with serve_samples() as base:
         config_path = root / "feeds.yaml"

@@ -21,3 +21,8 @@ class ParseError(AggregatorError):
 
 class StorageError(AggregatorError):
     """The archive database could not be opened or written."""
+
+
+class RecordRefusedError(StorageError):
+    """The archive refused what one poll would write (a value SQLite cannot hold, a constraint), while
+    it may still take every other feed's: that feed's failure, not the run's."""

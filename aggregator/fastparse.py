@@ -29,6 +29,7 @@ from lxml import etree
 
 from .dates import parse_date
 from .models import Enclosure, RawEntry, RawFeed, RawText
+from .numbers import MAX_JSON_INTEGER, ONE_YEAR_MINUTES, read_count
 
 ATOM = "http://www.w3.org/2005/Atom"
 CONTENT = "http://purl.org/rss/1.0/modules/content/"
@@ -211,7 +212,7 @@ class _EntryBuilder:
             return
         length = str(attrs.get("length") or "0").strip()
         self.enclosures.append(
-            Enclosure(url=href, type=attrs.get("type") or "", length=int(length) if length.isdigit() else 0)
+            Enclosure(url=href, type=attrs.get("type") or "", length=read_count(length, MAX_JSON_INTEGER) or 0)
         )
 
     def build(self) -> RawEntry:
@@ -293,7 +294,7 @@ def _read_rss(root: Any, url: str) -> RawFeed:
         title=title or "",
         link=link or "",
         language=language,
-        ttl=int(ttl) if ttl and ttl.strip().isdigit() else None,
+        ttl=read_count(ttl, ONE_YEAR_MINUTES),
         entries=tuple(entries),
     )
 

@@ -26,6 +26,7 @@ from .domains import politeness_key
 from .models import FeedConfig, FeedState, Fetched, FetchFailure, FetchResult, NotModified, Settings
 from .netbackend import AsyncioBackend
 from .netguard import exempt, peer_refusal, refusal
+from .numbers import ONE_YEAR_SECONDS, read_count
 
 ACCEPT = (
     "application/atom+xml, application/rss+xml, application/feed+json, application/json;q=0.9, "
@@ -274,8 +275,9 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> int | N
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return min(int(value), MAX_RETRY_AFTER)
+    seconds = read_count(value, MAX_RETRY_AFTER)
+    if seconds is not None:
+        return seconds
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
@@ -290,7 +292,7 @@ def parse_max_age(cache_control: str | None) -> int | None:
     if not cache_control or "no-store" in cache_control.lower():
         return None
     match = _MAX_AGE.search(cache_control)
-    return int(match.group(1)) if match else None
+    return read_count(match.group(1), ONE_YEAR_SECONDS) if match else None
 
 
 _BYTES_REPR = re.compile(r"bytearray\(b('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\")\)")
@@ -396,7 +398,9 @@ async def _fetch(
                 budget -= time.monotonic() - started
         if not location:
             return FetchFailure(f"HTTP {status} redirect without a Location header", status=status)
-        target = _keep_credentials(url, urljoin(url, location.strip()))
+        target = _redirect_target(url, location)
+        if target is None:
+            return FetchFailure(f"HTTP {status} redirect to an invalid Location: {location[:200]!r}", status=status)
         if target in visited:
             return FetchFailure(f"redirect loop: {url} -> {target}", status=status)
         visited.add(target)
@@ -405,6 +409,17 @@ async def _fetch(
             permanent_url = target
         url = target
     return FetchFailure(f"too many redirects (more than {settings.max_redirects})")
+
+
+def _redirect_target(url: str, location: str) -> str | None:
+    """Where a redirect from `url` leads, or None when `location` cannot be read as an address. (What it
+    may reach, a scheme or host, is the network guard's to say.)"""
+    try:
+        target = urljoin(url, location.strip())
+        urlsplit(target).port  # noqa: B018 -- raises for a port out of range or not a number
+    except ValueError:  # e.g. "http://[::1" or "http://[zzzz]/"
+        return None
+    return _keep_credentials(url, target)
 
 
 def _keep_credentials(source: str, target: str) -> str:

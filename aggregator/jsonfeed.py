@@ -7,6 +7,7 @@ from typing import Any
 
 from .errors import ParseError
 from .models import Enclosure, RawEntry, RawFeed, RawText
+from .numbers import MAX_JSON_INTEGER
 
 MAX_JSON_DEPTH = 64
 
@@ -111,7 +112,9 @@ def _entry(item: dict[str, Any], url: str, feed_authors: tuple[str, ...]) -> Raw
         Enclosure(
             url=_str(a.get("url")),
             type=_str(a.get("mime_type")),
-            length=a["size_in_bytes"] if isinstance(a.get("size_in_bytes"), int) and a["size_in_bytes"] >= 0 else 0,
+            length=min(a["size_in_bytes"], MAX_JSON_INTEGER)
+            if isinstance(a.get("size_in_bytes"), int) and a["size_in_bytes"] >= 0
+            else 0,
         )
         for a in attachments
         if isinstance(a, dict) and _str(a.get("url"))

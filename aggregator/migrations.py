@@ -188,3 +188,9 @@ def m_entry_fingerprints(db: Database) -> None:
     feed still carries unchanged is then recognised without being sanitised and hashed again. Entries
     stored before have none until their next poll."""
     db.execute("ALTER TABLE entries ADD COLUMN raw_hash TEXT")
+
+
+@migrations()
+def m_ttl_in_seconds(db: Database) -> None:
+    """`feeds.ttl_seconds` held the RSS <ttl> as written, in minutes, until the ninth session."""
+    db.execute("UPDATE feeds SET ttl_seconds = ttl_seconds * 60 WHERE ttl_seconds IS NOT NULL")

@@ -19,6 +19,7 @@ from .errors import ParseError
 from .fastparse import parse_fast
 from .jsonfeed import looks_like_json, parse_json_feed
 from .models import Enclosure, RawEntry, RawFeed, RawText
+from .numbers import MAX_JSON_INTEGER, ONE_YEAR_MINUTES, read_count
 
 MAX_PERSON_FIELD = 1000
 _HTML_START = re.compile(
@@ -171,7 +172,7 @@ def _to_raw_feed(result: Any, url: str) -> RawFeed:
         title=feed.get("title") or "",
         link=feed.get("link") or "",
         language=feed.get("language") or "",
-        ttl=int(ttl) if isinstance(ttl, str) and ttl.strip().isdigit() else None,
+        ttl=read_count(ttl, ONE_YEAR_MINUTES) if isinstance(ttl, str) else None,
         entries=tuple(_to_raw_entry(entry, url) for entry in entries),
         warning=f"not well-formed, read as far as it goes ({warning[:500]})" if warning else "",
     )
@@ -217,10 +218,8 @@ def _to_raw_entry(entry: Any, url: str) -> RawEntry:
     enclosures = []
     for link in entry.get("links") or []:
         if link.get("rel") == "enclosure" and link.get("href"):
-            length = str(link.get("length") or "0").strip()
-            enclosures.append(
-                Enclosure(url=link["href"], type=link.get("type") or "", length=int(length) if length.isdigit() else 0)
-            )
+            length = read_count(str(link.get("length") or "0"), MAX_JSON_INTEGER) or 0
+            enclosures.append(Enclosure(url=link["href"], type=link.get("type") or "", length=length))
     summary = _text(entry.get("summary_detail"), entry.get("summary"), base)
     contents = entry.get("content") or []
     content = _best_content(contents, base)

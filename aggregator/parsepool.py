@@ -37,7 +37,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from .decide import next_poll_at
-from .errors import ParseError, StorageError
+from .errors import ParseError, RecordRefusedError, StorageError
 from .models import ParsedFeed, PollRecord, StoreResult
 from .store import Archive
 
@@ -107,6 +107,9 @@ class StoreJob:
 @dataclass(frozen=True, slots=True)
 class StorageFailure:
     message: str
+    # True when the archive itself failed (full disk, corruption, permissions): nothing else will be
+    # stored either. False when it refused only this feed's data.
+    archive_wide: bool = True
 
 
 _archives: dict[Path, Archive] = {}
@@ -191,9 +194,9 @@ def _store(path: Path, polls: list[PollRecord]) -> list[StoreResult | StorageFai
     try:
         return list(_archive(path).record(polls))
     except StorageError as error:
-        failure = StorageFailure(str(error))
+        failure = StorageFailure(str(error), archive_wide=not isinstance(error, RecordRefusedError))
     except Exception as error:  # e.g. MemoryError: still only these feeds' outcome
-        failure = StorageFailure(f"{path}: storing failed: {type(error).__name__}: {error}")
+        failure = StorageFailure(f"{path}: storing failed: {type(error).__name__}: {error}", archive_wide=False)
     if len(polls) == 1:
         return [failure]
     return [_store(path, [poll])[0] for poll in polls]

@@ -13,7 +13,7 @@ from functools import partial
 from pathlib import Path
 
 from .decide import body_fingerprint, next_poll_at, poll_delay
-from .errors import StorageError
+from .errors import RecordRefusedError, StorageError
 from .fetch import HostLimiter, HttpClient, fetch_feed
 from .models import (
     Config,
@@ -107,8 +107,15 @@ def select_feeds(config: Config, urls: Sequence[str] = (), category: str | None 
     return feeds
 
 
-def _interval(config: Config, feed: FeedConfig) -> int:
-    return feed.interval or config.settings.default_interval
+def _delay(config: Config, feed: FeedConfig) -> Callable[..., int]:
+    """`poll_delay` for `feed`, waiting for the conditions of its poll (errors, ttl, server wishes)."""
+    settings = config.settings
+    return partial(
+        poll_delay,
+        interval=feed.interval or settings.default_interval,
+        min_interval=settings.min_interval,
+        max_interval=settings.max_interval,
+    )
 
 
 async def _poll(
@@ -140,10 +147,7 @@ async def _poll(
     def due(
         errors: int = 0, retry_after: int | None = None, ttl: int | None = None, max_age: int | None = None
     ) -> datetime:
-        delay = poll_delay(
-            interval=_interval(config, feed),
-            min_interval=settings.min_interval,
-            max_interval=settings.max_interval,
+        delay = _delay(config, feed)(
             consecutive_errors=errors,
             retry_after=retry_after,
             ttl_minutes=ttl,
@@ -197,22 +201,17 @@ async def _poll(
             archive=archive_path,
             poll=replace(fetched, status="ok", body_hash=fingerprint),
             title_override=feed.title,  # the operator's title override wins
-            delay=partial(
-                poll_delay,
-                interval=_interval(config, feed),
-                min_interval=settings.min_interval,
-                max_interval=settings.max_interval,
-                max_age=result.max_age,
-            ),
+            delay=partial(_delay(config, feed), max_age=result.max_age),
             stored_before=state.body_hash is not None,
             answered_at=answered,
         )
     )
-    if isinstance(stored, StoreResult | StorageFailure):
+    if isinstance(stored, StoreResult) or (isinstance(stored, StorageFailure) and stored.archive_wide):
         return StoredPoll(replace(fetched, status="ok"), stored)
+    message = stored.message if isinstance(stored, StorageFailure) else stored
     errors = state.consecutive_errors + 1
     # Keep the old caching headers: the next poll must fetch the body again, not get a 304.
-    return replace(base, http_status=result.status, consecutive_errors=errors, error=stored, next_due_at=due(errors))
+    return replace(base, http_status=result.status, consecutive_errors=errors, error=message, next_due_at=due(errors))
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,35 +292,45 @@ async def update_feeds(
         if on_outcome is not None:
             on_outcome(outcome)
 
+    async def store(batch: list[PollRecord]) -> None:
+        if summary.storage_error:
+            for poll in batch:
+                report(_failed(poll, summary.storage_error))
+            return
+        try:
+            # Feed-state rows only: quicker here than handing them to a thread, which would
+            # contend with this loop for the GIL once per row; but never waiting here for a parser
+            # process's turn to write, which would stop every fetch meanwhile.
+            results = archive.record_if_free(batch)
+            if results is None:
+                results = await asyncio.to_thread(archive.record, batch)
+            writes[0] += 1
+        except RecordRefusedError as error:
+            if len(batch) > 1:  # again feed by feed, so that the refusal is only its own feed's
+                for poll in batch:
+                    await store([poll])
+                return
+            report(_failed(batch[0], str(error)))
+            return
+        except StorageError as error:
+            summary.storage_error = str(error)
+            for poll in batch:
+                report(_failed(poll, summary.storage_error))
+            return
+        except Exception as error:  # a bug must not stop the writer: pollers would wait on it forever
+            log.exception("unexpected failure storing a batch of %d feeds", len(batch))
+            for poll in batch:
+                report(_failed(poll, f"internal error while storing: {type(error).__name__}: {error}"))
+            return
+        for poll, stored in zip(batch, results, strict=True):
+            report(_outcome(poll, stored.new, stored.updated, stored.new_ids + stored.updated_ids))
+
     async def writer() -> None:
         while True:
             batch = await queue.take(WRITE_BATCH)
             if batch is None:
                 break
-            if summary.storage_error:
-                for poll in batch:
-                    report(_failed(poll, summary.storage_error))
-                continue
-            try:
-                # Feed-state rows only: quicker here than handing them to a thread, which would
-                # contend with this loop for the GIL once per row; but never waiting here for a parser
-                # process's turn to write, which would stop every fetch meanwhile.
-                results = archive.record_if_free(batch)
-                if results is None:
-                    results = await asyncio.to_thread(archive.record, batch)
-                writes[0] += 1
-            except StorageError as error:
-                summary.storage_error = str(error)
-                for poll in batch:
-                    report(_failed(poll, summary.storage_error))
-                continue
-            except Exception as error:  # a bug must not stop the writer: pollers would wait on it forever
-                log.exception("unexpected failure storing a batch of %d feeds", len(batch))
-                for poll in batch:
-                    report(_failed(poll, f"internal error while storing: {type(error).__name__}: {error}"))
-                continue
-            for poll, stored in zip(batch, results, strict=True):
-                report(_outcome(poll, stored.new, stored.updated, stored.new_ids + stored.updated_ids))
+            await store(batch)
 
     async def one(feed: FeedConfig, client: HttpClient, parser: ParserPool) -> None:
         state = states[feed.url]
@@ -346,13 +355,16 @@ async def update_feeds(
                 polled = await _poll(config, feed, state, client, host_limiter, parser, archive.path)
             except Exception as error:  # a bug in one feed's update must not stop the others
                 log.exception("unexpected failure updating %s", feed.url)
+                now = datetime.now(UTC)
+                errors = state.consecutive_errors + 1
                 polled = PollRecord(
                     url=feed.url,
                     category=feed.category,
-                    fetched_at=datetime.now(UTC),
+                    fetched_at=now,
                     status="error",
-                    consecutive_errors=state.consecutive_errors + 1,
+                    consecutive_errors=errors,
                     error=f"internal error: {type(error).__name__}: {error}",
+                    next_due_at=next_poll_at(now, _delay(config, feed)(consecutive_errors=errors)),
                 )
             if isinstance(polled, StoredPoll):
                 writes[0] += 1

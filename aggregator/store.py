@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 from sqlite_utils import Database
 
 from .dates import to_utc_text
-from .errors import StorageError
+from .errors import RecordRefusedError, StorageError
 from .fulltext import index_text, split_cjk
 from .migrations import INDEX_TEXT_SQL, SPLIT_CJK_SQL, apply_migrations
 from .models import Enclosure, Entry, FeedConfig, FeedState, FeedStatus, PollRecord, StoredEntry, StoreResult
@@ -227,6 +227,8 @@ class Archive:
 
         try:
             return _retry_locked(write)
+        except _REFUSED_RECORD as error:
+            raise RecordRefusedError(f"{self.path}: the archive refused this feed's data: {error}") from None
         except sqlite3.Error as error:
             raise StorageError(f"{self.path}: cannot write to archive: {error}") from None
 
@@ -316,7 +318,7 @@ class Archive:
                     "etag": poll.etag,
                     "last_modified": poll.last_modified,
                     "body_hash": poll.body_hash,
-                    "ttl": poll.ttl,
+                    "ttl": poll.ttl * 60 if poll.ttl is not None else None,
                     "max_age": poll.max_age,
                     "fetched": fetched,
                     "ok_at": fetched if ok else None,
@@ -788,6 +790,17 @@ class _WriterLock:
         fd, self._fd = self._fd, None
         if fd is not None:
             os.close(fd)
+
+
+# Errors about the rows being written, not the archive: another batch may well be stored.
+_REFUSED_RECORD = (
+    sqlite3.IntegrityError,
+    sqlite3.DataError,
+    sqlite3.InterfaceError,
+    sqlite3.ProgrammingError,
+    OverflowError,
+    ValueError,
+)
 
 
 def _retry_locked(operation: Callable[[], T], attempts: int = 5) -> T:

@@ -245,3 +245,26 @@ def test_inline_feeds_say_how_to_make_them_editable(tmp_path: Path) -> None:
     assert inline_item.read_text("utf-8") == text  # nothing written
     assert run(inline_item, "feeds", "remove", "https://a.example/f")[0] == 0  # a whole line goes: no problem
     assert [f.url for f in load_config(inline_item).feeds] == ["https://b.example/f"]
+
+
+def test_an_edit_keeps_the_files_mode_and_symlink_and_never_shows_a_password(tmp_path: Path) -> None:
+    real = tmp_path / "private" / "feeds.yaml"
+    real.parent.mkdir()
+    real.write_text(FEEDS_YAML, encoding="utf-8")
+    real.chmod(0o600)  # it holds feed passwords
+    link = tmp_path / "feeds.yaml"
+    link.symlink_to(real)
+    code, out, err = run(link, "feeds", "add", "https://reader:s3cret@127.0.0.1:9/feed.xml", "--category", "tech")
+    assert code == 1 and "s3cret" not in err and err.startswith("error: https://***@127.0.0.1:9/feed.xml: connection")
+    added = ("feeds", "add", "https://reader:s3cret@private.example/feed.xml", "--category", "tech", "--no-discover")
+    code, out, err = run(link, *added)
+    assert code == 0, err
+    assert "s3cret" not in out + err and "added https://***@private.example/feed.xml to tech" in err
+    assert link.is_symlink() and link.resolve() == real
+    assert (real.stat().st_mode & 0o777) == 0o600
+    assert "https://reader:s3cret@private.example/feed.xml" in real.read_text(encoding="utf-8")
+    for command in ("disable", "enable", "remove"):
+        code, out, err = run(link, "feeds", command, "https://reader:s3cret@private.example/feed.xml")
+        assert code == 0 and "s3cret" not in out + err, err
+    assert link.is_symlink() and (real.stat().st_mode & 0o777) == 0o600
+    assert real.read_text(encoding="utf-8") == FEEDS_YAML

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import gzip
 import shutil
+import socket
 import sqlite3
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -23,6 +25,7 @@ from aggregator.store import Archive
 
 from .conftest import run_update, write_config
 from .feeds import item, rss
+from .rawserver import raw_server
 
 
 def rows(config: Config, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
@@ -203,6 +206,31 @@ def test_redirect_loop_and_too_many_redirects(httpserver: HTTPServer, make_confi
     assert errors[1] == "too many redirects (more than 5)"
 
 
+def _answering(answer: bytes) -> Callable[[socket.socket], None]:
+    def respond(conn: socket.socket) -> None:
+        conn.sendall(answer)
+
+    return respond
+
+
+def test_a_redirect_to_an_unusable_location_fails_in_one_line(
+    make_config: Callable[..., Config], caplog: pytest.LogCaptureFixture
+) -> None:
+    locations = ["http://[::1", "//[", "http://[zzzz]/", "http://127.0.0.1:99999/", "http://example.org:port/"]
+
+    with ExitStack() as stack:
+        urls = []
+        for location in locations:
+            answer = f"HTTP/1.1 301 Moved Permanently\r\nLocation: {location}\r\nContent-Length: 0\r\n\r\n".encode()
+            urls.append(stack.enter_context(raw_server(_answering(answer))) + "/feed")
+        config = make_config([{"url": url, "category": "news"} for url in urls])
+        outcomes = {o.url: o for o in run_update(config).outcomes}
+    for url, location in zip(urls, locations, strict=True):
+        assert outcomes[url].error == f"HTTP 301 redirect to an invalid Location: {location!r}"
+    assert "Traceback" not in caplog.text and "unexpected failure" not in caplog.text
+    assert rows(config, "SELECT DISTINCT fetch_url = url FROM feeds") == [(1,)]  # nothing moved
+
+
 def test_gone_stops_polling_and_retry_after_is_recorded(
     httpserver: HTTPServer, make_config: Callable[..., Config]
 ) -> None:
@@ -275,6 +303,99 @@ def test_an_absurd_retry_after_is_capped_at_a_week(httpserver: HTTPServer, make_
     for until, due in rows(config, "SELECT retry_after_until, next_due_at FROM feeds"):
         wait = datetime.fromisoformat(until) - datetime.now(UTC)
         assert timedelta(days=6, hours=23) < wait <= timedelta(days=7) and due >= until
+
+
+def test_absurd_numbers_from_a_feed_or_its_server_are_read_as_their_bound(
+    httpserver: HTTPServer, make_config: Callable[..., Config]
+) -> None:
+    huge = "9" * 25
+    enclosure = f'<enclosure url="https://site.example/a.mp3" type="audio/mpeg" length="{huge}"/>'
+    httpserver.expect_request("/ttl").respond_with_data(
+        rss([item(1)], extra=f"<ttl>{huge}</ttl>").replace(b"</item>", enclosure.encode() + b"</item>"),
+        content_type="application/rss+xml",
+    )
+    httpserver.expect_request("/digits").respond_with_data(
+        rss([item(2)], extra=f"<ttl>{'7' * 5000}</ttl>"), content_type="application/rss+xml"
+    )
+
+    def max_age(request: Request) -> Response:
+        headers = {"ETag": '"v1"', "Cache-Control": f"public, max-age={huge}"}
+        if request.headers.get("If-None-Match") == '"v1"':
+            return Response(status=304, headers=headers)
+        return Response(rss([item(3)]), content_type="application/rss+xml", headers=headers)
+
+    httpserver.expect_request("/max-age").respond_with_handler(max_age)
+    config = make_config([{"url": httpserver.url_for(p), "category": "news"} for p in ("/ttl", "/digits", "/max-age")])
+    for expected in ("ok", "not_modified"):
+        summary = run_update(config)
+        assert summary.storage_error == ""
+        assert {o.url.rsplit("/", 1)[-1]: (o.status, o.error) for o in summary.outcomes} == {
+            "ttl": ("ok" if expected == "ok" else "unchanged", ""),
+            "digits": ("ok" if expected == "ok" else "unchanged", ""),
+            "max-age": (expected, ""),
+        }
+    year = 366 * 24 * 3600
+    assert sorted(rows(config, "SELECT ttl_seconds, max_age_seconds FROM feeds"), key=str) == sorted(
+        [(year, None), (year, None), (None, year)], key=str
+    )
+    assert rows(config, "SELECT enclosures FROM entries WHERE enclosures != '[]'") == [
+        ('[{"url": "https://site.example/a.mp3", "type": "audio/mpeg", "length": 9007199254740991}]',)
+    ]
+
+
+def test_a_feed_the_archive_refuses_fails_alone(httpserver: HTTPServer, tmp_path: Path) -> None:
+    edition = {"n": 1}
+    httpserver.expect_request("/refused-entries").respond_with_handler(
+        lambda _request: Response(
+            rss([item(i) for i in range(1, edition["n"] + 1)]), content_type="application/rss+xml"
+        )
+    )
+
+    def cached(request: Request) -> Response:
+        if request.headers.get("If-None-Match") == '"v1"':
+            return Response(status=304, headers={"ETag": '"v1"'})
+        return Response(rss([item(1)]), content_type="application/rss+xml", headers={"ETag": '"v1"'})
+
+    httpserver.expect_request("/refused-state").respond_with_handler(cached)
+    httpserver.expect_request("/cached").respond_with_handler(cached)
+    httpserver.expect_request("/growing").respond_with_handler(
+        lambda _request: Response(
+            rss([item(i) for i in range(1, edition["n"] + 2)]), content_type="application/rss+xml"
+        )
+    )
+    names = ("refused-entries", "refused-state", "cached", "growing")
+    path = write_config(tmp_path, [{"url": httpserver.url_for(f"/{n}"), "category": "news"} for n in names])
+    config = load_config(path)
+    run_update(config)
+    # The archive itself refuses two feeds' rows from now on, as SQLite refuses a value it cannot hold.
+    with sqlite3.connect(config.settings.database_path) as db:
+        db.executescript(
+            f"""
+            CREATE TRIGGER refuse_entries BEFORE INSERT ON entries
+            WHEN NEW.feed_url = '{httpserver.url_for("/refused-entries")}'
+            BEGIN SELECT RAISE(ABORT, 'refused for the test'); END;
+            CREATE TRIGGER refuse_state BEFORE UPDATE ON feeds
+            WHEN NEW.url = '{httpserver.url_for("/refused-state")}' AND NEW.last_status = 'not_modified'
+            BEGIN SELECT RAISE(ABORT, 'refused for the test'); END;
+            """
+        )
+    edition["n"] = 2
+    summary = run_update(config)
+    outcomes = {o.url.rsplit("/", 1)[-1]: o for o in summary.outcomes}
+    assert summary.storage_error == ""
+    for name in ("refused-entries", "refused-state"):
+        assert outcomes[name].status == "error"
+        assert outcomes[name].error.endswith("the archive refused this feed's data: refused for the test")
+    assert (outcomes["cached"].status, outcomes["growing"].status, outcomes["growing"].new) == ("not_modified", "ok", 1)
+    # The refused document is a failed poll: counted for backoff and fetched whole next time.
+    ((errors, due),) = rows(
+        config,
+        "SELECT consecutive_errors, next_due_at FROM feeds WHERE url = ?",
+        (httpserver.url_for("/refused-entries"),),
+    )
+    assert errors == 1 and due is not None
+    result = CliRunner().invoke(main, ["--config", str(path), "fetch-now"])
+    assert result.exit_code == 0, result.output
 
 
 def test_body_size_limit_applies_to_the_decoded_body(

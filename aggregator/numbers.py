@@ -1,0 +1,25 @@
+"""Counts read from untrusted text (feed fields, response headers)."""
+
+from __future__ import annotations
+
+# Far beyond any real ttl, max-age or Retry-After, and far inside SQLite's 64-bit integers.
+ONE_YEAR_SECONDS = 366 * 24 * 3600
+ONE_YEAR_MINUTES = 366 * 24 * 60
+# The largest integer every JSON reader (JavaScript's included) keeps exact.
+MAX_JSON_INTEGER = 2**53 - 1
+
+
+def read_count(text: str | None, maximum: int) -> int | None:
+    """The non-negative integer `text` spells, at most `maximum`; None unless it is plain ASCII digits.
+
+    A value past `maximum` reads as `maximum`: a feed may claim anything, but a 20-digit ttl must not
+    overflow SQLite and a 5,000-digit one must not trip Python's limit on converting long strings.
+    """
+    if text is None:
+        return None
+    text = text.strip()
+    if not text or not text.isascii() or not text.isdigit():
+        return None
+    if len(text) > len(str(maximum)):
+        return maximum
+    return min(int(text), maximum)
