@@ -44,6 +44,9 @@ def hoist_global_options(args: list[str]) -> list[str]:
         if name in GLOBAL_OPTIONS:
             if "=" in arg:
                 front.append(arg)
+            elif index + 1 == len(args):
+                # Moved to the front, it would take the command's name for its value.
+                raise click.BadOptionUsage(name, f"Option '{name}' requires an argument.")
             else:
                 front.extend(args[index : index + 2])
                 index += 1
@@ -338,7 +341,7 @@ def status_command(ctx: click.Context, as_json: bool) -> None:
     config = load(ctx)
     statuses = []
     if config.settings.database_path.is_file():  # no archive yet: every configured feed is "never polled"
-        with Archive.open(config.settings.database_path) as archive:
+        with Archive.open_for_reading(config.settings.database_path) as archive:
             statuses = archive.feed_statuses()
     rows = feed_rows(config, statuses)
     if as_json:

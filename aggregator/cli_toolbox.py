@@ -32,7 +32,7 @@ def _open_existing_archive(config: Config) -> Archive:
     path = config.settings.database_path
     if not path.is_file():
         raise AggregatorError(f"no archive at {path} yet: run `aggregator fetch-now` first")
-    return Archive.open(path)
+    return Archive.open_for_reading(path)
 
 
 def _check_category(config: Config, category: str | None) -> None:
@@ -69,8 +69,36 @@ def _styled(text: str, spans: tuple[tuple[int, int], ...]) -> str:
     return "".join(parts)
 
 
-@click.command("search", context_settings={"ignore_unknown_options": True})
-@click.argument("query")
+class _QueryCommand(click.Command):
+    """A command whose query may begin with "-" (`search -draft`: entries without "draft"), which click
+    would read as options: every word that is not one of the command's options is the query's."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        takes_value = {
+            name: not param.is_flag for param in self.params if isinstance(param, click.Option) for name in param.opts
+        }
+        takes_value |= dict.fromkeys(ctx.help_option_names, False)
+        options: list[str] = []
+        words: list[str] = []
+        index = 0
+        while index < len(args):
+            arg = args[index]
+            name, equals, _ = arg.partition("=")
+            if arg == "--":
+                words.extend(args[index + 1 :])
+                break
+            if name in takes_value:
+                value_follows = takes_value[name] and not equals and index + 1 < len(args)
+                options.extend(args[index : index + 2] if value_follows else [arg])
+                index += 1 if value_follows else 0
+            else:
+                words.append(arg)
+            index += 1
+        return super().parse_args(ctx, [*options, "--", *words])
+
+
+@click.command("search", cls=_QueryCommand)
+@click.argument("query", nargs=-1, required=True)
 @click.option("--category", shell_complete=_complete_categories, help="Only entries of this category.")
 @click.option("--feed", "feed_url", shell_complete=_complete_feed_urls, help="Only entries of this feed (its URL).")
 @click.option("--since", type=click.DateTime(_DATE_FORMATS), help="Only entries published since (UTC unless offset).")
@@ -80,7 +108,7 @@ def _styled(text: str, spans: tuple[tuple[int, int], ...]) -> str:
 @click.pass_context
 def search_command(
     ctx: click.Context,
-    query: str,
+    query: tuple[str, ...],
     category: str | None,
     feed_url: str | None,
     since: Any,
@@ -118,7 +146,9 @@ def search_command(
         if feed_url is not None and feed_url not in configured and not archive.count_entries(feed_url=feed_url):
             raise ConfigError(f"{config.path}: unknown feed {feed_url!r} (not in the config nor in the archive)")
         order: SortOrder = "date" if sort == "date" else "rank"
-        result = search(archive, query, category=category, feed_url=feed_url, since=since, limit=limit, sort=order)
+        result = search(
+            archive, " ".join(query), category=category, feed_url=feed_url, since=since, limit=limit, sort=order
+        )
     if result.ignored_terms:
         shown = ", ".join(result.ignored_terms)
         click.echo(f"note: ignored {shown}: no letter or digit to search for", err=True)
@@ -361,7 +391,7 @@ def opml_export(ctx: click.Context) -> None:
     config = _config(ctx)
     info: dict[str, tuple[str, str]] = {}
     if config.settings.database_path.is_file():
-        with Archive.open(config.settings.database_path) as archive:
+        with Archive.open_for_reading(config.settings.database_path) as archive:
             for url, title, site_url in archive.db.execute("SELECT url, title, site_url FROM feeds"):
                 info[url] = (title or "", site_url or "")
     click.echo(export_opml(config, info).decode("utf-8"), nl=False)

@@ -190,6 +190,8 @@ class _Problems:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.lines: list[str] = []
+        # Categories already reported as invalid: a feed naming one is not reported again as unknown.
+        self.refused_categories: set[object] = set()
 
     def add(self, line: int | None, where: str, message: str) -> None:
         location = f"{self.path}:{line + 1}" if line is not None else str(self.path)
@@ -303,7 +305,13 @@ def load_config(path: str | Path) -> Config:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found (pass --config PATH)") from None
-    except (OSError, UnicodeDecodeError) as error:
+    except UnicodeDecodeError as error:
+        line = error.object[: error.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{path}:{line}: not UTF-8 (byte {error.object[error.start]:#04x}); save the file as UTF-8,"
+            f" e.g. iconv -f GBK -t UTF-8 {path.name} > {path.stem}.utf8{path.suffix}"
+        ) from None
+    except OSError as error:
         raise ConfigError(f"{path}: cannot read config: {error}") from None
     return parse_config(text, path)
 
@@ -345,9 +353,13 @@ def _read_settings(node: Any, document: Any, path: Path, problems: _Problems) ->
         value = _read_field(problems, node, key, "settings", reader)
         if value is not None:
             values[key] = value
-    archive_dir = Path(values.pop("archive_dir", "archive"))
+    archive_dir = Path(values.pop("archive_dir", "archive")).expanduser()
     if not archive_dir.is_absolute():
         archive_dir = (path.parent / archive_dir).resolve()
+    if archive_dir.exists() and not archive_dir.is_dir():
+        problems.add(
+            key_line(node, "archive_dir") if node else None, "settings.archive_dir", f"{archive_dir} is a file"
+        )
     known = {f.name for f in fields(Settings)}
     settings = Settings(archive_dir=archive_dir, **{k: v for k, v in values.items() if k in known})
     if settings.min_interval > settings.max_interval:
@@ -374,11 +386,13 @@ def _read_categories(node: Any, document: Any, problems: _Problems) -> dict[str,
         line = key_line(node, slug)
         if not isinstance(slug, str) or not CATEGORY_SLUG.match(slug):
             problems.add(line, where, "slug must be lowercase letters, digits, '-' or '_' (at most 64)")
+            problems.refused_categories.add(slug)
             continue
         if slug in RESERVED_SLUGS:
             problems.add(
                 line, where, f"{slug!r} is reserved (it names the combined feed or a top-level folder of the site)"
             )
+            problems.refused_categories.add(slug)
             continue
         if body is None:
             body = LineDict()
@@ -421,7 +435,7 @@ def _read_feeds(node: Any, document: Any, categories: dict[str, Category], probl
             problems.add(line, f"{where}.category", "missing (every feed needs a category)")
         url = _read_field(problems, body, "url", where, _feed_url) if "url" in body else None
         category = _read_field(problems, body, "category", where, _text) if "category" in body else None
-        if category is not None and category not in categories:
+        if category is not None and category not in categories and category not in problems.refused_categories:
             known = ", ".join(sorted(categories)) or "none defined"
             problems.add(
                 key_line(body, "category"), f"{where}.category", f"unknown category {category!r} (known: {known})"

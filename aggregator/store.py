@@ -14,6 +14,7 @@ import os
 import sqlite3
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -25,7 +26,7 @@ from sqlite_utils import Database
 from .dates import to_utc_text
 from .errors import RecordRefusedError, StorageError
 from .fulltext import index_text, split_cjk
-from .migrations import INDEX_TEXT_SQL, SPLIT_CJK_SQL, apply_migrations
+from .migrations import INDEX_TEXT_SQL, SPLIT_CJK_SQL, apply_migrations, migrations, register_index_functions
 from .models import Enclosure, Entry, FeedConfig, FeedState, FeedStatus, PollRecord, StoredEntry, StoreResult
 
 T = TypeVar("T")
@@ -112,7 +113,48 @@ class Archive:
         except (sqlite3.Error, OSError) as error:
             if archive is not None:
                 archive.close()
-            raise StorageError(f"{path}: cannot open archive database: {error}") from None
+            writable = all(os.access(p, os.W_OK) for p in (path, path.parent) if p.exists())
+            why = "" if writable else " (read-only: this user may not write the archive or its folder)"
+            raise StorageError(f"{path}: cannot open archive database: {error}{why}") from None
+        return archive
+
+    @classmethod
+    def open_for_reading(cls, path: Path) -> Archive:
+        """The archive for a command that only reads it (status, search, export...). Opened as a writer
+        where that is allowed, and read-only where this user may not write it (a read-only mount, an
+        archive another user's daemon owns): `open` needs to write even to read."""
+        if os.access(path, os.W_OK) and os.access(path.parent, os.W_OK):
+            return cls.open(path)
+        return cls.open_read_only(path)
+
+    @classmethod
+    def open_read_only(cls, path: Path) -> Archive:
+        """The archive on a connection that never writes: no schema upgrade, no write-ahead-log switch."""
+        location = urllib.parse.quote(str(path.resolve()))
+        conn = None
+        try:
+            try:
+                conn = sqlite3.connect(f"file:{location}?mode=ro", uri=True, check_same_thread=False)
+                conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            except sqlite3.OperationalError:
+                # A write-ahead-log archive whose -shm file is missing and cannot be made here: read as
+                # it stands, which is safe because nobody without write access can be changing it.
+                if conn is not None:
+                    conn.close()
+                conn = sqlite3.connect(f"file:{location}?immutable=1", uri=True, check_same_thread=False)
+            archive = cls(Database(conn, execute_plugins=False), path)
+            register_index_functions(archive.db)
+            pending = migrations.pending(archive.db)
+        except sqlite3.Error as error:
+            if conn is not None:
+                conn.close()
+            raise StorageError(f"{path}: cannot read the archive (opened read-only: {error})") from None
+        if pending:
+            archive.close()
+            raise StorageError(
+                f"{path}: the archive needs an upgrade this user cannot write (read-only); run any aggregator"
+                " command that writes it (fetch-now) as a user who may"
+            )
         return archive
 
     def close(self) -> None:

@@ -125,6 +125,24 @@ def test_reserved_and_invalid_category_slugs(tmp_path: Path) -> None:
     text = str(raised.value)
     assert "categories.all: 'all' is reserved" in text
     assert "categories.Bad Slug: slug must be" in text
+    # A feed in a refused category is not reported a second time as in an unknown one.
+    path.write_text(
+        "categories:\n  Bad Slug: {}\nfeeds:\n  - {url: 'https://a.example/', category: Bad Slug}\n", "utf-8"
+    )
+    with pytest.raises(ConfigError) as raised:
+        load_config(path)
+    assert str(raised.value).count("\n") == 0 and "slug must be" in str(raised.value)
+
+
+def test_a_file_in_another_encoding_names_its_line_and_the_fix(tmp_path: Path) -> None:
+    path = tmp_path / "feeds.yaml"
+    path.write_bytes("# 订阅\ncategories:\n  news: {title: 新闻}\n".encode("gb18030"))
+    with pytest.raises(ConfigError) as raised:
+        load_config(path)
+    assert str(raised.value) == (
+        f"{path}:1: not UTF-8 (byte 0xb6); save the file as UTF-8, e.g. iconv -f GBK -t UTF-8 feeds.yaml"
+        " > feeds.utf8.yaml"
+    )
 
 
 def test_cli_exits_2_without_traceback_on_bad_config(tmp_path: Path) -> None:
@@ -185,6 +203,16 @@ def test_global_options_work_after_the_command_name(tmp_path: Path) -> None:
         result = CliRunner().invoke(main, args)
         assert result.exit_code == 2, result.output
         assert f"{path}:2: feeds[0].url: unsupported URL scheme 'gopher'" in result.output
+    for option in ("--config", "--log-level"):
+        result = CliRunner().invoke(main, ["fetch-now", option])
+        assert result.exit_code == 2 and f"Option '{option}' requires an argument" in result.output, result.output
+
+
+def test_archive_dir_may_start_at_the_home_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    path = tmp_path / "feeds.yaml"
+    path.write_text("settings:\n  archive_dir: ~/news-archive\n", encoding="utf-8")
+    assert load_config(path).settings.archive_dir == tmp_path / "home" / "news-archive"
 
 
 @pytest.mark.parametrize(
@@ -194,6 +222,7 @@ def test_global_options_work_after_the_command_name(tmp_path: Path) -> None:
         ("allow_hosts: [intranet]", ":2: settings.allow_hosts: entries must be host:port"),
         ("allow_hosts: ['intranet:99999']", ":2: settings.allow_hosts: entries must be host:port"),
         ("allow_hosts: ['user@intranet:80']", ":2: settings.allow_hosts: entries must be host:port"),
+        ("archive_dir: feeds.yaml", "feeds.yaml:2: settings.archive_dir: "),
     ],
 )
 def test_settings_that_could_never_work_are_refused_when_loading(tmp_path: Path, setting: str, expected: str) -> None:

@@ -128,6 +128,11 @@ def test_or_not_and_minus_do_what_they_say(sample_config: Path) -> None:
     # A query that only excludes, even one starting with "-", is one line, not a click option error.
     code, _out, err = invoke(sample_config, "search", "-征管改革")
     assert code == 1 and err.startswith("error: nothing to search for") and err.count("\n") == 1, err
+    # Nor one whose letters click would read as short options (-h among them: help, exit 0).
+    for query in ("-archive", "-hello", "-c"):
+        code, out, err = invoke(sample_config, "search", query, "--limit", "3")
+        assert code == 1 and err.startswith("error: nothing to search for") and not out, (query, out, err)
+    assert titles("--json", "税务", "--sort=date", "--limit", "50", "-征管改革") == everything_tax - tax
 
 
 def test_bad_input_is_one_line(sample_config: Path, tmp_path: Path) -> None:
@@ -251,3 +256,39 @@ def test_datasette_metadata_matches_the_schema_and_its_queries_run(sample_config
         text = "ab" + "".join(chr(code) + "x" for code in edges)
         [(spaced,)] = db.execute(spaced_sql, {"q": text}).fetchall()
     assert spaced.split() == split_cjk(text).split()
+
+
+def test_reading_commands_work_on_an_archive_this_user_may_not_write(sample_config: Path) -> None:
+    import os
+    import shutil
+    import sqlite3
+
+    from aggregator.errors import StorageError
+    from aggregator.search import search
+
+    folder = sample_config.parent / "archive"
+    database = folder / "aggregator.db"
+    before = database.read_bytes()
+    database.chmod(0o444)
+    folder.chmod(0o555)
+    try:
+        # Root may write anyway (CI runs as root): there the read-only connection is opened directly.
+        if os.geteuid() != 0:
+            for command in (["search", "税务"], ["status"], ["export", "--format", "jsonl"], ["opml", "export"]):
+                code, out, err = invoke(sample_config, *command)
+                assert code == 0 and out and not err.startswith("error"), (command, err)
+        with Archive.open_read_only(database) as archive:
+            assert search(archive, "税务").hits
+            assert len(archive.feed_statuses()) == 3
+    finally:
+        folder.chmod(0o755)
+        database.chmod(0o644)
+    assert database.read_bytes() == before
+
+    # An archive that needs a schema upgrade says so instead of failing on a missing column.
+    older = sample_config.parent / "older.db"
+    shutil.copy(database, older)
+    with sqlite3.connect(older) as db:
+        db.execute("DELETE FROM _sqlite_migrations WHERE name = 'm_ttl_in_seconds'")
+    with pytest.raises(StorageError, match="needs an upgrade this user cannot write"):
+        Archive.open_read_only(older)
