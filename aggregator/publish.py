@@ -599,7 +599,7 @@ def _opml(config: Config) -> bytes:
         Outline(
             title=_xml(category.title) or slug,
             xml_url=feed_url(base, feed_path(slug, "atom")),
-            html_url=base,
+            html_url=FeedInfo(slug, "", "", base).home_page,
             description=_xml(category.description),
         )
         for slug, category in sorted(config.categories.items())

@@ -277,6 +277,11 @@ def test_feeds_are_well_formed_with_required_elements(config: Config) -> None:
     opml = etree.parse(str(feeds_root(config) / "index.opml")).getroot()
     urls = {outline.get("xmlUrl") for outline in opml.iter("outline")}
     assert urls == {feed_url(base, feed_path(slug, "atom")) for slug in slugs(config)}
+    pages = {outline.get("xmlUrl"): outline.get("htmlUrl") for outline in opml.iter("outline")}
+    for slug in slugs(config):  # each feed's web page, as its own <link> says
+        assert pages[feed_url(base, feed_path(slug, "atom"))] == (
+            base if slug == "all" else f"{base}category/{slug}.html"
+        )
 
 
 def test_control_characters_and_missing_dates_publish_fine(config: Config) -> None:
