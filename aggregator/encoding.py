@@ -79,6 +79,12 @@ def _decode(body: bytes, content_type: str | None, override: str | None) -> tupl
         charset_from_content_type(content_type),
         *_FALLBACKS,
     ]
+    if names[0] is None and names[1] is None and not body.isascii():
+        try:
+            return body.decode("utf-8"), "utf-8", True  # what XML assumes without a declaration
+        except UnicodeDecodeError:
+            if _reads_as_big5(body):
+                names.insert(2, "cp950")  # before the GB18030 fallback
     for name in names:
         codec = canonical(name) if name else None
         for option in (codec, _ALTERNATIVES.get(codec or "")):
@@ -96,6 +102,31 @@ def _decode(body: bytes, content_type: str | None, override: str | None) -> tupl
         except (UnicodeDecodeError, LookupError):
             continue
     return body.decode("utf-8", errors="replace"), "utf-8", False
+
+
+# Where each encoding keeps its everyday characters: GB2312's first level (the 3,755 most used hanzi) and
+# Big5's "frequently used" block (5,401 characters).
+_EVERYDAY = {"gb18030": (b"\xb0\xa1", b"\xd7\xfe"), "cp950": (b"\xa4\x40", b"\xc6\x7e")}
+_SAMPLE_CHARACTERS = 20_000
+
+
+def _reads_as_big5(body: bytes) -> bool:
+    """Whether a body that names no encoding is likelier Big5 than GBK. Both read nearly any double-byte
+    text without error, so GB18030, tried first, took every Big5 feed into nonsense. The right reading
+    puts most characters among its everyday ones; the wrong one scatters them into symbols (kana,
+    box drawing) and rare characters. A tie goes to GB18030, the commoner of the two."""
+    shares = {}
+    for codec in _EVERYDAY:
+        try:
+            text = body.decode(codec)
+        except UnicodeDecodeError:
+            shares[codec] = -1.0
+            continue
+        low, high = _EVERYDAY[codec]
+        wide = [c for c in text if ord(c) >= 0x80][:_SAMPLE_CHARACTERS]
+        everyday = sum(1 for c in wide if low <= c.encode(codec, errors="replace") <= high)
+        shares[codec] = everyday / len(wide) if wide else 0.0
+    return shares["cp950"] > max(shares["gb18030"], 0.0)
 
 
 def to_utf8_document(body: bytes, content_type: str | None = None, override: str | None = None) -> tuple[bytes, str]:
