@@ -250,7 +250,8 @@ def _read_rss(root: Any, url: str) -> RawFeed:
     channels = [child for child in root if child.tag == "channel"]
     if len(channels) != 1 or any(child.tag != "channel" for child in root if isinstance(child.tag, str)):
         raise DeclineError
-    title = link = language = ttl = None
+    title: RawText | None = None
+    link = language = ttl = None
     entries = []
     for child in channels[0]:
         tag = child.tag
@@ -263,7 +264,7 @@ def _read_rss(root: Any, url: str) -> RawFeed:
         elif tag == "title":
             if title is not None:
                 raise DeclineError
-            title = _text_of(child)
+            title = _rss_title(child, url)
         elif tag == "link":
             if link is not None:
                 raise DeclineError
@@ -291,12 +292,21 @@ def _read_rss(root: Any, url: str) -> RawFeed:
         language = (root.get(XML_LANG) or "").replace("_", "-")
     return RawFeed(
         format="RSS 2.0",
-        title=title or "",
+        title=title.value if title else "",
+        title_type=title.type if title else "text/plain",
         link=link or "",
         language=language,
         ttl=read_count(ttl, ONE_YEAR_MINUTES),
         entries=tuple(entries),
     )
+
+
+def _rss_title(element: Any, url: str) -> RawText:
+    """An RSS title is typed as feedparser types it: HTML when its text looks like HTML, else text."""
+    if any(name.lower() == "type" for name in element.attrib):
+        raise DeclineError  # feedparser takes a declared type (RSS has none) instead of guessing
+    value = _text_of(element)
+    return RawText(value=value, type="text/html" if _looks_like_html(value) else "text/plain", base=url)
 
 
 def _read_rss_item(item: Any, url: str) -> RawEntry:
@@ -307,8 +317,7 @@ def _read_rss_item(item: Any, url: str) -> RawEntry:
             continue
         if tag == "title":
             entry.once("title")
-            value = _text_of(child)
-            entry.title = RawText(value=value, type="text/html" if _looks_like_html(value) else "text/plain", base=url)
+            entry.title = _rss_title(child, url)
         elif tag == "link":
             entry.once("link")
             value = _text_of(child)
@@ -378,7 +387,7 @@ def _is_html_alternate(rel: str, attrs: dict[str, str]) -> bool:
 
 
 def _read_atom(root: Any, url: str) -> RawFeed:
-    title: str | None = None
+    title: RawText | None = None
     link: str | None = None
     feed_id: str | None = None
     entries = []
@@ -396,7 +405,7 @@ def _read_atom(root: Any, url: str) -> RawFeed:
         elif name == "title":
             if title is not None:
                 raise DeclineError
-            title = _atom_text(child, url).value
+            title = _atom_text(child, url)
         elif name == "link":
             rel, attrs, href = _atom_link(child, url)
             if href is None:
@@ -416,7 +425,8 @@ def _read_atom(root: Any, url: str) -> RawFeed:
     language = root.get(XML_LANG) or ""
     return RawFeed(
         format="Atom 1.0",
-        title=title or "",
+        title=title.value if title else "",
+        title_type=title.type if title else "text/plain",
         link=link or "",
         language=language.replace("_", "-"),
         entries=tuple(entries),

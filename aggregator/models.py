@@ -173,6 +173,9 @@ class RawEntry:
 class RawFeed:
     format: str
     title: str = ""
+    # The title's media type, as RawText.type: "text/plain" keeps its "<" as characters. Text unless the
+    # parser says otherwise, as JSON Feed's title always is.
+    title_type: str = "text/plain"
     link: str = ""
     language: str = ""
     ttl: int | None = None

@@ -264,7 +264,7 @@ def normalize_feed(
         entries[entry.key] = entry
     return ParsedFeed(
         format=raw.format,
-        title=plain_text(html_to_text(raw.title))[:MAX_TITLE_LENGTH],
+        title=_plain_title(RawText(raw.title, raw.title_type)),
         link=site_url,
         language=plain_text(raw.language)[:35],
         ttl=raw.ttl,

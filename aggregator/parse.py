@@ -167,9 +167,11 @@ def _to_raw_feed(result: Any, url: str) -> RawFeed:
         reason = f" ({warning})" if warning else ""
         raise ParseError(f"not a feed: no RSS, Atom or JSON Feed document found{reason}")
     ttl = feed.get("ttl")
+    title = _text(feed.get("title_detail"), feed.get("title"), url)
     return RawFeed(
         format=_FORMATS.get(version, version or "unknown"),
-        title=feed.get("title") or "",
+        title=title.value if title else "",
+        title_type=title.type if title else "text/plain",
         link=feed.get("link") or "",
         language=feed.get("language") or "",
         ttl=read_count(ttl, ONE_YEAR_MINUTES) if isinstance(ttl, str) else None,

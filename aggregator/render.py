@@ -192,8 +192,12 @@ def autolink_url(url: str) -> str:
 def relative_url(from_page: str, to_path: str) -> str:
     """A percent-encoded relative link from one site path to another (both relative to the site root).
 
-    Relative links make the site work opened from disk and served under any path.
+    Relative links make the site work opened from disk and served under any path. An absolute URL (the
+    republished feeds', which are not inside the site folder on disk) is returned as it is, so templates
+    link every target through the same `href`.
     """
+    if urlsplit(to_path).scheme in ("http", "https"):
+        return to_path
     start = posixpath.dirname(from_page) or "."
     relative = posixpath.relpath(to_path, start)
     return quote(relative, safe="/")

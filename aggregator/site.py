@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 from .atomic import write_atomic
 from .errors import AggregatorError
 from .models import Category, Config, StoredEntry
+from .publish import ALL, feed_path, feed_url
 from .render import VERBATIM, PostView, Renderer, SiteInfo, relative_url, render_jekyll_post
 from .slugs import SlugRequest, assign_slugs, slug_cache_key
 from .store import Archive
@@ -291,12 +292,17 @@ class _Site:
         return {"site": self.info, "href": href, "feeds": feeds}
 
     def feeds_for(self, category: str | None) -> list[dict[str, str]]:
-        # The feeds live beside public/ on disk and at /feeds/ on the server: one more `..` reaches both
-        # (a browser clamps `..` at the server's root).
-        feeds = [{"title": self.info.title, "path": "../feeds/all.atom"}]
+        # The feeds' own URLs, as their self links and the OPML give them: on disk feeds/ sits beside
+        # public/, on the web inside it (`<base_url>feeds/`), so no relative link reaches both; a `../`
+        # one only reached them while base_url had no path. A reader subscribing from a local copy or
+        # preview also gets the address subscribers share, not a file: or localhost one.
+        feeds = [{"title": self.info.title, "path": self.atom_url(ALL)}]
         if category is not None:
-            feeds.insert(0, {"title": self.categories[category].title, "path": f"../feeds/{category}.atom"})
+            feeds.insert(0, {"title": self.categories[category].title, "path": self.atom_url(category)})
         return feeds
+
+    def atom_url(self, slug: str) -> str:
+        return feed_url(self.info.base_url, feed_path(slug, "atom"))
 
     def listed(self, row: IndexRow) -> ListedEntry:
         return ListedEntry(
@@ -358,7 +364,7 @@ class _Site:
             page_number=page_number,
             newer=newer,
             older=older,
-            feed_path=f"../feeds/{slug}.atom",
+            feed_path=self.atom_url(slug),
         )
         self.public.write(path, html)
 

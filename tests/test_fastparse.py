@@ -148,3 +148,59 @@ def test_text_content_and_titles_keep_their_angle_brackets_on_both_paths() -> No
         ).entries
         assert entry.title == "History of the <blink> tag", fast
         assert (entry.summary, entry.content) == ("", "<p>std::vector&lt;int&gt; &amp; Option&lt;T&gt;</p>"), fast
+
+
+_ATOM_FEED = (
+    '<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom">{title}<id>urn:f</id>'
+    "<updated>2024-01-01T00:00:00Z</updated><entry><id>urn:e</id><title>e</title>"
+    "<updated>2024-01-01T00:00:00Z</updated></entry></feed>"
+)
+_RSS_FEED = (
+    '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>{title}<link>https://site.example/</link>'
+    "<description>d</description><item><title>e</title><guid>e</guid></item></channel></rss>"
+)
+
+
+@pytest.mark.parametrize(
+    ("document", "title", "fast_path"),
+    [
+        # A text title is text: its "<" and ">" are characters to show, on either parser.
+        (_ATOM_FEED.format(title='<title type="text">A &lt;b&gt; C</title>'), "A <b> C", True),
+        (
+            _ATOM_FEED.format(title="<title>Option&lt;T&gt; &amp; Result&lt;T, E&gt;</title>"),
+            "Option<T> & Result<T, E>",
+            True,
+        ),
+        # RSS says nothing of a title's type: feedparser guesses, for the channel as for its items.
+        (_RSS_FEED.format(title="<title>Generics: List&lt;T&gt;</title>"), "Generics: List<T>", True),
+        (_RSS_FEED.format(title="<title>1 &lt; 2 &amp;&amp; 3 &gt; 2</title>"), "1 < 2 && 3 > 2", True),
+        # Markup in an HTML title still goes, its escaped text stays.
+        (
+            _ATOM_FEED.format(title='<title type="html">A &lt;b&gt;bold&lt;/b&gt; List&amp;lt;T&amp;gt;</title>'),
+            "A bold List<T>",
+            True,
+        ),
+        (_RSS_FEED.format(title="<title>A &lt;b&gt;bold&lt;/b&gt; C</title>"), "A bold C", True),
+        (
+            _ATOM_FEED.format(
+                title='<title type="xhtml"><div xmlns="http://www.w3.org/1999/xhtml">A <b>bold</b> '
+                "List&lt;T&gt;</div></title>"
+            ),
+            "A bold List<T>",
+            False,
+        ),
+        # A type declared on an RSS title is feedparser's to read: the fast path leaves it alone.
+        (_RSS_FEED.format(title='<title type="html">A &lt;b&gt; C</title>'), "A C", False),
+    ],
+)
+def test_feed_titles_keep_text_angle_brackets_and_lose_html_markup_on_both_paths(
+    document: str, title: str, fast_path: bool
+) -> None:
+    body = document.encode()
+    assert _compare("title.xml", body, "application/xml") is fast_path
+    url = "https://site.example/feed.xml"
+    for fast in (True, False):
+        parsed = normalize_feed(
+            parse_document(body, url, "application/xml", fast=fast), feed_url=url, fetched_at=FETCHED_AT
+        )
+        assert parsed.title == title, fast

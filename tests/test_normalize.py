@@ -112,6 +112,21 @@ def test_duplicate_ids_keep_the_first() -> None:
     assert [e.title for e in parsed.entries] == ["first"] and parsed.duplicates == 1
 
 
+def test_a_feed_title_loses_markup_only_when_it_is_html() -> None:
+    def title(value: str, kind: str) -> str:
+        raw = RawFeed(format="Atom 1.0", title=value, title_type=kind)
+        return normalize_feed(raw, feed_url="https://f.example/feed", fetched_at=NOW).title
+
+    assert title("Generics: List<T> \x00 <b>x</b>", "text/plain") == "Generics: List<T> <b>x</b>"
+    assert title("A <b>bold</b> List&lt;T&gt;", "text/html") == "A bold List<T>"
+    assert title("A <b>bold</b> List&lt;T&gt;", "application/xhtml+xml") == "A bold List<T>"
+    assert title("x" * 2000, "text/plain") == "x" * 1000
+    # JSON Feed's title is plain text, as its items' titles are.
+    document = {"version": "https://jsonfeed.org/version/1.1", "title": "Option<T> & <b>", "items": []}
+    raw = parse_document(json.dumps(document).encode(), "https://j.example/feed.json")
+    assert normalize_feed(raw, feed_url="https://j.example/feed.json", fetched_at=NOW).title == "Option<T> & <b>"
+
+
 def test_json_feed() -> None:
     document = {
         "version": "https://jsonfeed.org/version/1.1",

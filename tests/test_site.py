@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime
+from html.parser import HTMLParser
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urljoin
 
+import feedparser
 import pytest
 import yaml
 from pytest_httpserver import HTTPServer
@@ -16,6 +18,7 @@ from aggregator.config import load_config
 from aggregator.demo import DEMO_CONFIG, serve_samples
 from aggregator.models import Config
 from aggregator.pipeline import update_feeds
+from aggregator.publish import publish_feeds
 from aggregator.site import write_site
 from aggregator.store import Archive
 
@@ -64,7 +67,11 @@ def test_plain_html_site_has_every_page(sample_site: Config) -> None:
     assert "<h1>“四维”发力 确保征管改革见成效</h1>" in post
     assert 'href="../../../../category/zhongguoshuiwubao.html">返回中国税务报新闻</a>' in post
     assert 'href="http://finews.zning.xyz/html_News/NewsShare.html?infoCode=NW202203162311033675"' in post
-    assert "http" not in "".join(line for line in post.splitlines() if "<link" in line or "<script" in line)
+    # Nothing is loaded from elsewhere; only the feed links (which load nothing) are absolute.
+    loading = [
+        line for line in post.splitlines() if ("<link" in line and 'rel="alternate"' not in line) or "<script" in line
+    ]
+    assert "http" not in "".join(loading)
 
 
 def test_second_run_writes_nothing_and_rebuild_is_byte_identical(sample_site: Config) -> None:
@@ -318,3 +325,57 @@ def test_an_untitled_entry_gets_a_visible_clickable_title(make_config: Callable[
     # The Jekyll post keeps the source's (empty) title; its layouts show the same stand-in.
     [source] = (config.settings.archive_dir / "site" / "_posts").glob("*.md")
     assert 'title: ""' in source.read_text(encoding="utf-8")
+
+
+class _FeedLinks(HTMLParser):
+    """Every feed a page links to: its <link rel="alternate"> tags and any <a> to an Atom document."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.head: list[str] = []
+        self.visible: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = dict(attrs)
+        href = found.get("href") or ""
+        if tag == "link" and found.get("rel") == "alternate":
+            self.head.append(href)
+        elif tag == "a" and href.endswith(".atom"):
+            self.visible.append(href)
+
+
+def test_feed_links_reach_the_feeds_under_a_base_url_with_a_path(make_config: Callable[..., Config]) -> None:
+    base = "https://example.org/news-archive/"
+    config = make_config(
+        [{"url": "https://source.example.com/feed.xml", "category": "tech"}], base_url=base, site_page_size=2
+    )
+    store(config, [make_entry(f"Post {n}", f"k{n}", cst(2024, 3, n + 1, 9, 0, 0)) for n in range(3)], "tech")
+    with Archive.open(config.settings.database_path) as archive:
+        write_site(config, archive)
+    public = config.settings.archive_dir / "public"
+    everything, tech = f"{base}feeds/all.atom", f"{base}feeds/tech.atom"
+    # page -> (the feeds its <head> names, the feeds it links to visibly), at every depth of the site
+    expected = {
+        "index.html": ([everything], []),
+        "category/tech.html": ([tech, everything], [tech]),
+        "category/tech/page/1.html": ([tech, everything], [tech]),
+        "tech/2024/03/01/post-0.html": ([tech, everything], []),
+    }
+    for page, (head, visible) in expected.items():
+        links = _FeedLinks()
+        links.feed((public / page).read_text(encoding="utf-8"))
+        page_url = base + page  # public/ is the site at base_url, as the feeds' own <link> pages say
+        assert [urljoin(page_url, href) for href in links.head] == head, page
+        assert [urljoin(page_url, href) for href in links.visible] == visible, page
+    # The feeds call themselves by the same URLs, so a reader subscribing from any page gets the one
+    # address every subscriber shares.
+    with Archive.open(config.settings.database_path) as archive:
+        publish_feeds(config, archive)
+    for slug in ("tech", "all"):
+        document = feedparser.parse((config.settings.archive_dir / "feeds" / f"{slug}.atom").read_bytes())
+        assert [link.href for link in document.feed.links if link.rel == "self"] == [f"{base}feeds/{slug}.atom"]
+    # Jekyll prefixes baseurl to the site-absolute /feeds/... its layout names: the same URLs.
+    jekyll = yaml.safe_load((config.settings.archive_dir / "site" / "_config.yml").read_text(encoding="utf-8"))
+    layout = (config.settings.archive_dir / "site" / "_layouts" / "default.html").read_text(encoding="utf-8")
+    assert "'/feeds/all.atom' | relative_url" in layout
+    assert jekyll["url"] + jekyll["baseurl"] + "/feeds/all.atom" == everything
