@@ -13,19 +13,23 @@ import tempfile
 from pathlib import Path
 
 
-def write_atomic(path: Path, data: bytes) -> bool:
+def write_atomic(path: Path, data: bytes, *, follow_symlinks: bool = False) -> bool:
     """Write `data` to `path` via a temp file in the same directory + fsync + rename.
 
-    A symlink is followed (its target is replaced, the link stays), and a file that exists keeps its mode
-    and, where allowed, its owner: feeds.yaml may be 0600 because it holds feed passwords.
+    A file that exists keeps its mode and, where allowed, its owner: feeds.yaml may be 0600 because it
+    holds feed passwords. A symlink at `path` is replaced by the file, unless `follow_symlinks` (for the
+    operator's own files, such as a linked feeds.yaml): a link planted among published files must not
+    lead their writer anywhere else.
     Returns True when the file was written, False when it already held exactly these bytes.
     """
-    if _same_bytes(path, data):
+    if follow_symlinks:
+        path = Path(os.path.realpath(path))
+    link = path.is_symlink()  # replaced as it stands (os.replace renames over the link, not its target)
+    if not link and _same_bytes(path, data):
         return False
-    path = Path(os.path.realpath(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        before: os.stat_result | None = path.stat()
+        before: os.stat_result | None = None if link else path.stat()
     except (FileNotFoundError, NotADirectoryError):
         before = None
     # The temp file lives in the target directory so os.replace is a same-filesystem atomic rename.
@@ -51,9 +55,9 @@ def write_atomic(path: Path, data: bytes) -> bool:
     return True
 
 
-def write_text_atomic(path: Path, text: str) -> bool:
+def write_text_atomic(path: Path, text: str, *, follow_symlinks: bool = False) -> bool:
     """`write_atomic` for UTF-8 text."""
-    return write_atomic(path, text.encode("utf-8"))
+    return write_atomic(path, text.encode("utf-8"), follow_symlinks=follow_symlinks)
 
 
 def _same_bytes(path: Path, data: bytes) -> bool:

@@ -71,7 +71,8 @@ def _styled(text: str, spans: tuple[tuple[int, int], ...]) -> str:
 
 class _QueryCommand(click.Command):
     """A command whose query may begin with "-" (`search -draft`: entries without "draft"), which click
-    would read as options: every word that is not one of the command's options is the query's."""
+    would read as options: every word that is not one of the command's options is the query's, except a
+    misspelt `--option` (a query word that must begin with "--" goes after `--`)."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         takes_value = {
@@ -88,9 +89,13 @@ class _QueryCommand(click.Command):
                 words.extend(args[index + 1 :])
                 break
             if name in takes_value:
-                value_follows = takes_value[name] and not equals and index + 1 < len(args)
+                if takes_value[name] and not equals and index + 1 == len(args):
+                    raise click.BadOptionUsage(name, f"Option '{name}' requires an argument.", ctx=ctx)
+                value_follows = takes_value[name] and not equals
                 options.extend(args[index : index + 2] if value_follows else [arg])
                 index += 1 if value_follows else 0
+            elif arg.startswith("--"):
+                raise click.NoSuchOption(name, possibilities=[n for n in takes_value if n.startswith("--")], ctx=ctx)
             else:
                 words.append(arg)
             index += 1

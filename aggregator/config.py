@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import os
 import re
 from collections.abc import Callable
 from dataclasses import fields
@@ -340,6 +341,15 @@ def parse_config(text: str, path: Path) -> Config:
     return Config(path=path, settings=settings, categories=categories, feeds=tuple(feeds))
 
 
+def _expand_home(value: str | Path, node: Any, key: str, problems: _Problems) -> Path:
+    """A folder setting with `~` or `~user` read as that home folder."""
+    try:
+        return Path(value).expanduser()
+    except RuntimeError as error:  # no such user, or no home folder to be found
+        problems.add(key_line(node, key) if node else None, f"settings.{key}", str(error))
+        return Path(value)
+
+
 def _read_settings(node: Any, document: Any, path: Path, problems: _Problems) -> Settings:
     values: dict[str, Any] = {}
     if node is not None and not isinstance(node, dict):
@@ -353,13 +363,15 @@ def _read_settings(node: Any, document: Any, path: Path, problems: _Problems) ->
         value = _read_field(problems, node, key, "settings", reader)
         if value is not None:
             values[key] = value
-    archive_dir = Path(values.pop("archive_dir", "archive")).expanduser()
+    archive_dir = _expand_home(values.pop("archive_dir", "archive"), node, "archive_dir", problems)
     if not archive_dir.is_absolute():
         archive_dir = (path.parent / archive_dir).resolve()
-    if archive_dir.exists() and not archive_dir.is_dir():
+    if os.path.isfile(archive_dir):  # os.path: a folder this user may not enter is for the commands to report
         problems.add(
             key_line(node, "archive_dir") if node else None, "settings.archive_dir", f"{archive_dir} is a file"
         )
+    if "templates_dir" in values:
+        values["templates_dir"] = _expand_home(values["templates_dir"], node, "templates_dir", problems)
     known = {f.name for f in fields(Settings)}
     settings = Settings(archive_dir=archive_dir, **{k: v for k, v in values.items() if k in known})
     if settings.min_interval > settings.max_interval:

@@ -320,7 +320,11 @@ class FeedsFile:
         self.config = new
 
     def save(self) -> None:
-        write_text_atomic(self.path, self.text.replace("\n", self.newline) if self.newline != "\n" else self.text)
+        text = self.text.replace("\n", self.newline) if self.newline != "\n" else self.text
+        try:
+            write_text_atomic(self.path, text, follow_symlinks=True)
+        except OSError as error:
+            raise ConfigError(f"{self.path}: cannot write it: {error.strerror or error}") from None
 
 
 def _reindent(line: str, indent: int) -> str:

@@ -74,7 +74,15 @@ class BoundedDecoder:
     def feed(self, data: bytes) -> bytes:
         if self._zlib is None:
             return self._count(data)
+        data = self._carry + data
+        self._carry = b""
+        if self._ignoring_rest:
+            self._count(data)  # ignored, but an endless stream of it must still end at the limit
+            return b""
         if self._first and self.coding == "deflate" and data:
+            if len(data) < 2:
+                self._carry = data  # the zlib header is two bytes
+                return b""
             # Some servers send raw deflate without the zlib header the RFC asks for.
             self._first = False
             try:
@@ -82,9 +90,7 @@ class BoundedDecoder:
             except zlib.error:
                 self._zlib = zlib.decompressobj(-zlib.MAX_WBITS)
         out = bytearray()
-        data = self._carry + data
-        self._carry = b""
-        while data and not self._ignoring_rest:
+        while data:
             if self._zlib.eof:
                 if len(data) < 2 and self.coding != "deflate":
                     self._carry = data  # too short yet to tell a next gzip member from padding
@@ -92,6 +98,7 @@ class BoundedDecoder:
                 if self.coding == "deflate" or not data.startswith(b"\x1f\x8b"):
                     # Padding or junk after the compressed body: browsers ignore it, and so do we.
                     self._ignoring_rest = True
+                    self._count(data)
                     break
                 # A next gzip member (concatenated gzip); an empty one adds nothing.
                 self._zlib = zlib.decompressobj(16 + zlib.MAX_WBITS)

@@ -57,6 +57,15 @@ def _decode(body: bytes, charset: str | None) -> tuple[str, str]:
         return body.decode("utf-8-sig", errors="replace"), "not valid UTF-8: undecodable bytes replaced"
 
 
+_LONGEST_INTEGER = 4_000
+
+
+def _json_integer(text: str) -> int | str:
+    """A JSON integer as Python's, unless too long for Python to convert (4,300 digits): then its digits
+    as written, which is what an id made of it reads as anyway, and no count (`size_in_bytes`...)."""
+    return int(text) if len(text) <= _LONGEST_INTEGER else text
+
+
 def parse_json_feed(body: bytes, url: str, charset: str | None = None, header_charset: str | None = None) -> RawFeed:
     """`charset` is the feed's own setting (wins); `header_charset` the server's, used only when the body is
     not UTF-8."""
@@ -66,7 +75,7 @@ def parse_json_feed(body: bytes, url: str, charset: str | None = None, header_ch
     if warning and header_charset:
         text, warning = _decode(body, header_charset)
     try:
-        document = json.loads(text)
+        document = json.loads(text, parse_int=_json_integer)
     except ValueError as error:
         raise ParseError(f"not a feed: invalid JSON ({error})") from None
     if isinstance(document, list):

@@ -20,6 +20,7 @@ def read_count(text: str | None, maximum: int) -> int | None:
     text = text.strip()
     if not text or not text.isascii() or not text.isdigit():
         return None
-    if len(text) > len(str(maximum)):
+    digits = text.lstrip("0") or "0"  # "0000000060" is 60, however long it is written
+    if len(digits) > len(str(maximum)):
         return maximum
-    return min(int(text), maximum)
+    return min(int(digits), maximum)

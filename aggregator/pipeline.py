@@ -310,7 +310,11 @@ async def update_feeds(
                 for poll in batch:
                     await store([poll])
                 return
-            report(_failed(batch[0], str(error)))
+            poll = batch[0]
+            if poll.status != "error":  # the feed's state says it failed, and it backs off (unless refused too)
+                await store([refused_record(poll, str(error))])
+                return
+            report(_failed(poll, str(error)))
             return
         except StorageError as error:
             summary.storage_error = str(error)
@@ -324,6 +328,23 @@ async def update_feeds(
             return
         for poll, stored in zip(batch, results, strict=True):
             report(_outcome(poll, stored.new, stored.updated, stored.new_ids + stored.updated_ids))
+
+    configured = {feed.url: feed for feed in feeds}
+
+    def refused_record(poll: PollRecord, message: str) -> PollRecord:
+        errors = states[poll.url].consecutive_errors + 1
+        now = datetime.now(UTC)
+        delay = _delay(config, configured[poll.url])(consecutive_errors=errors)
+        return PollRecord(
+            url=poll.url,
+            category=poll.category,
+            fetched_at=poll.fetched_at,
+            status="error",
+            http_status=poll.http_status,
+            consecutive_errors=errors,
+            error=message,
+            next_due_at=next_poll_at(now, delay),
+        )
 
     async def writer() -> None:
         while True:

@@ -12,12 +12,15 @@ import re
 
 MASK = "***"
 # Up to the last "@" before the path, as urlsplit reads it: a password may itself hold an "@".
-_USERINFO = re.compile(r"(?i)\b(https?://)[^/?#\s]+@")
+# Any scheme: a mistyped `ftp://user:password@...` in a message is as secret as an http one.
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/?#\s'\"<>]+@")
 # A query parameter whose name says it is a secret: token, access_token, api_key, apikey, key, secret,
 # password, auth, sig... (as the whole name or its last part after _ or -; "keyword" and "monkey" are not).
-_SECRET_PARAMETER = re.compile(
-    r"(?i)([?&;](?:[a-z0-9]+[_-])*(?:token|key|apikey|secret|password|passwd|pwd|auth|signature|sig)=)[^&;#\s]*"
-)
+_SECRET_NAME = r"(?i)([?&;](?:[a-z0-9]+[_-])*(?:token|key|apikey|secret|password|passwd|pwd|auth|signature|sig)=)"
+# In a message, the value ends at a quote or bracket around the address too.
+_SECRET_PARAMETER = re.compile(_SECRET_NAME + r"[^&;#\s'\"<>]*")
+# In a query alone, as it always was: the identifiers built from it must not change.
+_SECRET_PARAMETER_IN_QUERY = re.compile(_SECRET_NAME + r"[^&;#\s]*")
 
 
 def redact_url(text: str) -> str:
@@ -35,4 +38,4 @@ def fingerprint_secrets(query: str) -> str:
         value = match.string[match.end(1) : match.end()]
         return match.group(1) + "h" + hashlib.sha256(value.encode()).hexdigest()[:12]
 
-    return _SECRET_PARAMETER.sub(hashed, query)
+    return _SECRET_PARAMETER_IN_QUERY.sub(hashed, query)

@@ -113,7 +113,8 @@ class Archive:
         except (sqlite3.Error, OSError) as error:
             if archive is not None:
                 archive.close()
-            writable = all(os.access(p, os.W_OK) for p in (path, path.parent) if p.exists())
+            # os.path.exists, not Path.exists: a folder this user may not enter must not raise here.
+            writable = all(os.access(p, os.W_OK) for p in (path, path.parent) if os.path.exists(p))
             why = "" if writable else " (read-only: this user may not write the archive or its folder)"
             raise StorageError(f"{path}: cannot open archive database: {error}{why}") from None
         return archive
@@ -138,9 +139,17 @@ class Archive:
                 conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
             except sqlite3.OperationalError:
                 # A write-ahead-log archive whose -shm file is missing and cannot be made here: read as
-                # it stands, which is safe because nobody without write access can be changing it.
+                # it stands, unless its log holds commits (a writer that died), which only a writer may
+                # fold into the database: read without them, the archive would look older than it is.
                 if conn is not None:
                     conn.close()
+                    conn = None
+                wal = path.with_name(path.name + "-wal")
+                if os.path.exists(wal) and os.path.getsize(wal) > 0:
+                    raise StorageError(
+                        f"{path}: its write-ahead log ({wal.name}) holds changes that only a user who may write"
+                        " the archive can read in: run any aggregator command as that user, then try again"
+                    ) from None
                 conn = sqlite3.connect(f"file:{location}?immutable=1", uri=True, check_same_thread=False)
             archive = cls(Database(conn, execute_plugins=False), path)
             register_index_functions(archive.db)
@@ -834,15 +843,9 @@ class _WriterLock:
             os.close(fd)
 
 
-# Errors about the rows being written, not the archive: another batch may well be stored.
-_REFUSED_RECORD = (
-    sqlite3.IntegrityError,
-    sqlite3.DataError,
-    sqlite3.InterfaceError,
-    sqlite3.ProgrammingError,
-    OverflowError,
-    ValueError,
-)
+# Errors about the values being written, not the archive: another batch may well be stored. (Not
+# ProgrammingError: a closed connection is one, and nothing else would be stored either.)
+_REFUSED_RECORD = (sqlite3.IntegrityError, sqlite3.DataError, sqlite3.InterfaceError, OverflowError)
 
 
 def _retry_locked(operation: Callable[[], T], attempts: int = 5) -> T:

@@ -223,6 +223,7 @@ def test_archive_dir_may_start_at_the_home_folder(tmp_path: Path, monkeypatch: p
         ("allow_hosts: ['intranet:99999']", ":2: settings.allow_hosts: entries must be host:port"),
         ("allow_hosts: ['user@intranet:80']", ":2: settings.allow_hosts: entries must be host:port"),
         ("archive_dir: feeds.yaml", "feeds.yaml:2: settings.archive_dir: "),
+        ("archive_dir: ~no-such-user-here/archive", ":2: settings.archive_dir: Could not determine home directory"),
     ],
 )
 def test_settings_that_could_never_work_are_refused_when_loading(tmp_path: Path, setting: str, expected: str) -> None:

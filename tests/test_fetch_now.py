@@ -317,6 +317,10 @@ def test_absurd_numbers_from_a_feed_or_its_server_are_read_as_their_bound(
     httpserver.expect_request("/digits").respond_with_data(
         rss([item(2)], extra=f"<ttl>{'7' * 5000}</ttl>"), content_type="application/rss+xml"
     )
+    # Leading zeros are no magnitude: this is an hour, not "too long to read".
+    httpserver.expect_request("/padded").respond_with_data(
+        rss([item(4)], extra=f"<ttl>{'0' * 30}60</ttl>"), content_type="application/rss+xml"
+    )
 
     def max_age(request: Request) -> Response:
         headers = {"ETag": '"v1"', "Cache-Control": f"public, max-age={huge}"}
@@ -325,7 +329,8 @@ def test_absurd_numbers_from_a_feed_or_its_server_are_read_as_their_bound(
         return Response(rss([item(3)]), content_type="application/rss+xml", headers=headers)
 
     httpserver.expect_request("/max-age").respond_with_handler(max_age)
-    config = make_config([{"url": httpserver.url_for(p), "category": "news"} for p in ("/ttl", "/digits", "/max-age")])
+    names = ("/ttl", "/digits", "/max-age", "/padded")
+    config = make_config([{"url": httpserver.url_for(p), "category": "news"} for p in names])
     for expected in ("ok", "not_modified"):
         summary = run_update(config)
         assert summary.storage_error == ""
@@ -333,10 +338,11 @@ def test_absurd_numbers_from_a_feed_or_its_server_are_read_as_their_bound(
             "ttl": ("ok" if expected == "ok" else "unchanged", ""),
             "digits": ("ok" if expected == "ok" else "unchanged", ""),
             "max-age": (expected, ""),
+            "padded": ("ok" if expected == "ok" else "unchanged", ""),
         }
     year = 366 * 24 * 3600
     assert sorted(rows(config, "SELECT ttl_seconds, max_age_seconds FROM feeds"), key=str) == sorted(
-        [(year, None), (year, None), (None, year)], key=str
+        [(year, None), (year, None), (None, year), (3600, None)], key=str
     )
     assert rows(config, "SELECT enclosures FROM entries WHERE enclosures != '[]'") == [
         ('[{"url": "https://site.example/a.mp3", "type": "audio/mpeg", "length": 9007199254740991}]',)
@@ -387,13 +393,16 @@ def test_a_feed_the_archive_refuses_fails_alone(httpserver: HTTPServer, tmp_path
         assert outcomes[name].status == "error"
         assert outcomes[name].error.endswith("the archive refused this feed's data: refused for the test")
     assert (outcomes["cached"].status, outcomes["growing"].status, outcomes["growing"].new) == ("not_modified", "ok", 1)
-    # The refused document is a failed poll: counted for backoff and fetched whole next time.
-    ((errors, due),) = rows(
-        config,
-        "SELECT consecutive_errors, next_due_at FROM feeds WHERE url = ?",
-        (httpserver.url_for("/refused-entries"),),
-    )
-    assert errors == 1 and due is not None
+    # Each refusal is a failed poll, as `status` shows it: counted for backoff, the document fetched whole
+    # next time.
+    for name in ("refused-entries", "refused-state"):
+        ((status, errors, due, error),) = rows(
+            config,
+            "SELECT last_status, consecutive_errors, next_due_at, last_error FROM feeds WHERE url = ?",
+            (httpserver.url_for(f"/{name}"),),
+        )
+        assert (status, errors) == ("error", 1) and due > datetime.now(UTC).isoformat(), name
+        assert error.endswith("refused for the test")
     result = CliRunner().invoke(main, ["--config", str(path), "fetch-now"])
     assert result.exit_code == 0, result.output
 

@@ -131,12 +131,30 @@ def test_concatenated_gzip_members_join_and_stay_bounded(make_config: Callable[.
     assert outcomes["many"].error == "body larger than the 1 MiB limit (max_body_bytes)"
 
 
-def test_gzip_members_in_one_read_are_joined_once() -> None:
-    from aggregator.fetch import BoundedDecoder
+def test_gzip_members_in_one_read_are_joined_once_and_any_chunking_decodes_alike() -> None:
+    import zlib
+
+    import pytest
+
+    from aggregator.fetch import BoundedDecoder, _BodyTooLargeError
 
     decoder = BoundedDecoder("gzip", 1024)
     assert decoder.feed(gzip.compress(b"<rss>") + gzip.compress(b"") + gzip.compress(b"</rss>")) == b"<rss></rss>"
     decoder.finish()
+    # Raw deflate (no zlib header) is told from zlib's even when the first read is one byte.
+    document = b"<rss>" + b"x" * 500 + b"</rss>"
+    raw = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+    for body in (zlib.compress(document), raw.compress(document) + raw.flush()):
+        for size in (1, 2, 5):
+            decoder = BoundedDecoder("deflate", 1024)
+            assert b"".join(decoder.feed(body[i : i + size]) for i in range(0, len(body), size)) == document
+            decoder.finish()
+    # Junk after the body is ignored, but not without end.
+    decoder = BoundedDecoder("gzip", 1024)
+    decoder.feed(gzip.compress(document) + b"\n")
+    with pytest.raises(_BodyTooLargeError):
+        for _ in range(100):
+            decoder.feed(b"junk" * 100)
 
 
 def test_document_families(httpserver: HTTPServer, make_config: Callable[..., Config]) -> None:

@@ -171,6 +171,16 @@ def test_json_feed_in_another_encoding_and_with_odd_ids() -> None:
         assert (raw.title, entry.title, entry.key, raw.warning) == ("国家税务总局", "留抵退税", "3.5", "")
     garbled = parse_document(body, "https://j.example/feed.json")
     assert garbled.warning == "not valid UTF-8: undecodable bytes replaced"  # said, where it was silent
+    # Integers too long for Python to convert neither reject the feed nor become counts.
+    huge = "9" * 5000
+    body = (
+        '{"version": "https://jsonfeed.org/version/1.1", "items": [{"id": ' + huge + ', "content_text": "x",'
+        ' "attachments": [{"url": "https://j.example/a.mp3", "mime_type": "audio/mpeg", "size_in_bytes": '
+        + huge
+        + "}]}]}"
+    ).encode()
+    [entry] = normalize_feed(parse_document(body, "https://j.example/f.json"), feed_url="f", fetched_at=NOW).entries
+    assert entry.key.startswith("sha256:") and entry.enclosures[0].length == 0  # a long key is hashed
 
 
 @pytest.mark.parametrize(

@@ -248,6 +248,11 @@ def test_redact_url_masks_credentials_and_secret_parameters_only() -> None:
     )
     assert redact_url("error at http://h.example/feed?page=2: 404") == "error at http://h.example/feed?page=2: 404"
     assert redact_url("mail me@example.org") == "mail me@example.org"
+    # Any scheme's credentials; a quoted address keeps its closing quote.
+    assert redact_url("ftp://u:p@h.example/x") == "ftp://***@h.example/x"
+    assert redact_url("feed 'https://h.example/f?token=abc' is already configured") == (
+        "feed 'https://h.example/f?token=***' is already configured"
+    )
     assert redact_url("http://user:s3@cret@host/private") == "http://***@host/private"  # urlsplit's reading
 
 

@@ -420,3 +420,18 @@ def test_links_are_republished_as_valid_iris(config: Config) -> None:
     assert entry.link == expected
     items = json.loads((feeds_root(config) / feed_path("tech", "json")).read_text(encoding="utf-8"))["items"]
     assert [i["url"] for i in items if i["id"].endswith("spaced-1")] == [expected]
+
+
+def test_a_symlink_planted_among_published_files_is_replaced_not_followed(config: Config, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    victim = outside / "victim"
+    victim.write_text("not the publisher's\n", encoding="utf-8")
+    feeds_root(config).mkdir(parents=True, exist_ok=True)
+    planted = feeds_root(config) / "all.atom"
+    planted.symlink_to(victim)
+    (feeds_root(config) / "tech.atom").symlink_to(outside / "deep" / "new-file")  # dangling
+    publish(config)
+    assert victim.read_text(encoding="utf-8") == "not the publisher's\n"
+    assert not (outside / "deep").exists()
+    assert not planted.is_symlink() and planted.read_bytes().startswith(b"<?xml")

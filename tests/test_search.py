@@ -133,6 +133,11 @@ def test_or_not_and_minus_do_what_they_say(sample_config: Path) -> None:
         code, out, err = invoke(sample_config, "search", query, "--limit", "3")
         assert code == 1 and err.startswith("error: nothing to search for") and not out, (query, out, err)
     assert titles("--json", "税务", "--sort=date", "--limit", "50", "-征管改革") == everything_tax - tax
+    # A misspelt option or one missing its value is still click's error, not a query.
+    code, _out, err = invoke(sample_config, "search", "税务", "--catgory", "news")
+    assert code == 2 and "No such option '--catgory'. Did you mean '--category'?" in err
+    code, _out, err = invoke(sample_config, "search", "税务", "--category")
+    assert code == 2 and "Option '--category' requires an argument." in err
 
 
 def test_bad_input_is_one_line(sample_config: Path, tmp_path: Path) -> None:
