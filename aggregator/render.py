@@ -250,6 +250,8 @@ class Renderer:
             return self.env.get_template(name).render(**context)
         except jinja2.TemplateError as error:
             raise SiteTemplateError(f"template {name}: {error}") from None
+        except Exception as error:  # an operator's template doing arithmetic on a date, dividing by zero...
+            raise SiteTemplateError(f"template {name}: {type(error).__name__}: {error}") from None
 
     def fingerprint(self) -> str:
         """A hash of every template as this renderer sees it (an operator's own included) and of this

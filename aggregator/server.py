@@ -280,11 +280,19 @@ class _EmbeddedServer(uvicorn.Server):
 
 def bind_socket(host: str, port: int) -> socket.socket:
     """Listen on host:port (port 0 = any free port); a port in use is one clear error, not a traceback."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    name = host[1:-1] if host.startswith("[") and host.endswith("]") else host  # "[::1]" as URLs write it
+    try:
+        found = socket.getaddrinfo(name or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError) as error:
+        raise AggregatorError(f"cannot listen on {host}:{port}: {getattr(error, 'strerror', None) or error}") from None
+    # IPv4 first where a name has both (as "localhost" always meant here); an IPv6-only name still works.
+    family, _, _, _, address = sorted(found, key=lambda info: info[0] != socket.AF_INET)[0]
+    # IPPROTO_TCP, not 0: asyncio turns Nagle's algorithm off only on sockets that say they are TCP, and
+    # with it on, a response's body waited ~40 ms for the client's delayed ACK on a kept-alive connection.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
+        sock.bind(address)
         sock.listen(128)
     except OSError as error:
         sock.close()
@@ -341,8 +349,12 @@ def run_server(config: Config, host: str | None = None, port: int | None = None,
     """Serve in the foreground until Ctrl-C (`aggregator serve`)."""
     settings = config.settings
     host = host or settings.serve_host
+    if not any((settings.archive_dir / folder).is_dir() for folder in ("feeds", "public")):
+        raise AggregatorError(
+            f"nothing to serve: {settings.archive_dir} has no feeds/ or public/ yet (run: aggregator publish)"
+        )
     listener = bind_socket(host, settings.serve_port if port is None else port)
     bound_port = listener.getsockname()[1]
-    shown = f"[{host}]" if ":" in host else host
+    shown = f"[{host}]" if ":" in host and not host.startswith("[") else host
     print(f"Serving {settings.archive_dir} at http://{shown}:{bound_port}/ (feeds under /feeds/); Ctrl-C stops.")
     asyncio.run(serve(config, sock=listener, log_level=log_level))

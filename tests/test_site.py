@@ -19,6 +19,7 @@ from aggregator.demo import DEMO_CONFIG, serve_samples
 from aggregator.models import Config
 from aggregator.pipeline import update_feeds
 from aggregator.publish import publish_feeds
+from aggregator.render import SiteTemplateError
 from aggregator.site import write_site
 from aggregator.store import Archive
 
@@ -171,6 +172,11 @@ def test_operator_templates_override_the_bundled_ones(make_config: Callable[...,
         write_site(config, archive)
     post = config.settings.archive_dir / "site" / "_posts" / "2024-03-01-hello.md"
     assert post.read_text(encoding="utf-8") == "Hello | //archive.example.org/"
+    # A template that fails while rendering is one line naming it, not a traceback.
+    (templates / "post.md").write_text("{{ post.published + 1 }}", encoding="utf-8")
+    with Archive.open(config.settings.database_path) as archive, pytest.raises(SiteTemplateError) as raised:
+        write_site(config, archive)
+    assert str(raised.value).startswith("template jekyll/post.md: TypeError: unsupported operand")
 
 
 def test_removed_feed_entries_stay_with_their_category_tags(tmp_path: Path) -> None:
