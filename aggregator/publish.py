@@ -81,11 +81,13 @@ class PublishReport:
     unchanged: int = 0  # rendered, but the bytes on disk were already the same
     skipped: int = 0  # not rendered at all: nothing it is made from changed since the last publish
     feeds: list[str] = field(default_factory=list)  # slugs published ("all" included)
+    removed: list[Path] = field(default_factory=list)  # documents of categories or pages that are no more
 
     def summary(self) -> str:
+        removed = f", {len(self.removed)} no longer published removed" if self.removed else ""
         return (
             f"Published {len(self.feeds)} feeds: {len(self.written)} files written, "
-            f"{self.unchanged} unchanged, {self.skipped} not rendered (nothing they show changed)."
+            f"{self.unchanged} unchanged, {self.skipped} not rendered (nothing they show changed){removed}."
         )
 
 
@@ -513,7 +515,10 @@ def publish_feeds(
     """
     report = PublishReport()
     if categories is None:
-        slugs = [*sorted(config.categories), ALL]
+        # The site keeps listing a category removed from feeds.yaml while the archive holds its entries,
+        # and links its feed: that feed goes on too (it no longer changes).
+        remembered = {row[0] for row in archive.db.conn.execute("SELECT DISTINCT category FROM entries")}
+        slugs = [*sorted(set(config.categories) | remembered - {ALL}), ALL]
     else:
         slugs = sorted(slug for slug in categories if slug in config.categories)
         if categories:
@@ -525,12 +530,34 @@ def publish_feeds(
         state = {} if force else _load_state(state_path)
         context = _context_fingerprint(config)
         feed_tags = {f.url: config.feed_tags(f) for f in config.feeds if f.category in config.categories}
+        published = {"index.opml", STATE_FILE, LOCK_FILE}
         for slug in slugs:
-            _publish_slug(config, archive, slug, context, feed_tags, state, report)
+            published |= _publish_slug(config, archive, slug, context, feed_tags, state, report)
             report.feeds.append(slug)
         _write(root / "index.opml", _opml(config), report)
+        if categories is None:  # every document is known only when every category was published
+            _remove_unpublished(root, published, state, report)
         _save_state(state_path, state)
     return report
+
+
+def _remove_unpublished(root: Path, published: set[str], state: dict[str, str], report: PublishReport) -> None:
+    """Documents no publish makes any more: a renamed category's, archive pages past the last (a larger
+    feed_entries). Left, subscribers of a renamed category would read a frozen feed of entries that had
+    moved, and archive pages would chain into ones no feed links."""
+    documents = [path for pattern in ("*.atom", "*.rss", "*.json") for path in root.glob(pattern)]
+    documents += (root / "archive").rglob("*.atom")
+    for path in documents:
+        relative = path.relative_to(root).as_posix()
+        if relative not in published and (path.is_file() or path.is_symlink()):
+            path.unlink()
+            state.pop(relative, None)
+            report.removed.append(path)
+    archives = root / "archive"
+    if archives.is_dir():
+        for folder in archives.iterdir():
+            with contextlib.suppress(OSError):  # only an empty one goes
+                folder.rmdir()
 
 
 def _publish_slug(
@@ -541,16 +568,20 @@ def _publish_slug(
     feed_tags: dict[str, tuple[str, ...]],
     state: dict[str, str],
     report: PublishReport,
-) -> None:
+) -> set[str]:
+    """Publish one category's documents (those whose entries changed); return every document it has."""
     settings = config.settings
     root = feeds_dir(config)
     if slug == ALL:
         info = FeedInfo(ALL, "All categories", "Every archived entry, all categories.", settings.base_url)
-    else:
+    elif slug in config.categories:
         category = config.categories[slug]
         info = FeedInfo(slug, category.title, category.description, settings.base_url)
+    else:  # only the archive remembers it, as the site does: titled by its slug
+        info = FeedInfo(slug, slug, "", settings.base_url)
     rows = _archive_rows(config, archive, None if slug == ALL else slug)
-    for document in _plan(slug, rows, settings.feed_entries, context):
+    documents = _plan(slug, rows, settings.feed_entries, context)
+    for document in documents:
         key = document.outputs[0]
         if state.get(key) == document.fingerprint and all((root / out).is_file() for out in document.outputs):
             report.skipped += len(document.outputs)
@@ -584,6 +615,7 @@ def _publish_slug(
         for relative, data in outputs.items():
             _write(root / relative, data, report)
         state[key] = document.fingerprint
+    return {output for document in documents for output in document.outputs}
 
 
 def _write(path: Path, data: bytes, report: PublishReport) -> None:

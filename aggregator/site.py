@@ -336,6 +336,23 @@ class _Site:
     def page_count(self, slug: str) -> int:
         return max(1, math.ceil(len(self.by_category[slug]) / self.page_size))
 
+    def remove_stale_listings(self) -> None:
+        """Listing pages of categories the site no longer has (renamed, or removed once empty) and numbered
+        pages past a category's last (a larger site_page_size): left, they were served with links to
+        posts that had moved."""
+        listed = {f"category/{slug}.html" for slug in self.categories}
+        numbered = {
+            f"category/{slug}/page/{n}.html" for slug in self.categories for n in range(1, self.page_count(slug) + 1)
+        }
+        for writer, wanted in ((self.public, listed | numbered), (self.jekyll, listed)):
+            folder = writer.root / "category"
+            if not folder.is_dir():
+                continue
+            for path in sorted(folder.rglob("*.html")):
+                relative = path.relative_to(writer.root).as_posix()
+                if relative not in wanted:
+                    writer.remove(relative)
+
     def write_category_front(self, slug: str) -> None:
         rows = self.by_category[slug]
         newest = rows[-self.page_size :]
@@ -451,6 +468,7 @@ def _write(site: _Site, archive: Archive, entry_ids: set[str] | None, rebuild: b
             for number in range(1, site.page_count(slug) + 1):
                 site.write_category_page(slug, number)
         site.write_home()
+        site.remove_stale_listings()
         return
     _write_affected_listings(site, {entry_id for entry_id in entry_ids if entry_id in site.by_id})
 

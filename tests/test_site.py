@@ -385,3 +385,52 @@ def test_feed_links_reach_the_feeds_under_a_base_url_with_a_path(make_config: Ca
     layout = (config.settings.archive_dir / "site" / "_layouts" / "default.html").read_text(encoding="utf-8")
     assert "'/feeds/all.atom' | relative_url" in layout
     assert jekyll["url"] + jekyll["baseurl"] + "/feeds/all.atom" == everything
+
+
+def test_outputs_follow_a_renamed_or_removed_category_and_smaller_pages(tmp_path: Path) -> None:
+    from aggregator.outputs import publish_outputs
+
+    archive_dir = tmp_path / "archive"
+    with serve_samples() as base:
+        config = demo_config(tmp_path, base)
+        text = config.path.read_text(encoding="utf-8").replace(
+            "settings:\n", "settings:\n  feed_entries: 1\n  site_page_size: 1\n"
+        )
+        config.path.write_text(text, encoding="utf-8")
+        config = load_config(config.path)
+        with Archive.open(config.settings.database_path) as archive:
+            asyncio.run(update_feeds(config, list(config.feeds), archive))
+            publish_outputs(config, archive)
+    assert (archive_dir / "feeds" / "archive" / "tech" / "2.atom").is_file()
+    assert (archive_dir / "public" / "category" / "tech" / "page" / "3.html").is_file()
+
+    # tech becomes engineering, and larger pages: nothing of tech's, nor past the last page, is left.
+    text = config.path.read_text(encoding="utf-8")
+    text = text.replace("  tech:\n", "  engineering:\n").replace("category: tech\n", "category: engineering\n")
+    text = text.replace("feed_entries: 1\n  site_page_size: 1\n", "feed_entries: 2\n  site_page_size: 2\n")
+    config.path.write_text(text, encoding="utf-8")
+    config = load_config(config.path)
+    with Archive.open(config.settings.database_path) as archive:
+        report = publish_outputs(config, archive)
+    left = sorted(
+        path.relative_to(archive_dir).as_posix()
+        for path in archive_dir.rglob("*")
+        if path.is_file() and ("tech" in path.relative_to(archive_dir).as_posix())
+    )
+    assert left == []
+    assert (archive_dir / "feeds" / "engineering.atom").is_file()
+    assert not (archive_dir / "feeds" / "archive" / "news" / "2.atom").exists()  # 2 entries: one page
+    assert not (archive_dir / "public" / "category" / "news" / "page" / "2.html").exists()
+    assert report.feeds.removed
+
+    # news leaves feeds.yaml with its feed: its entries stay, so do its page and the feed it links.
+    text = config.path.read_text(encoding="utf-8").replace("  news:\n    title: Nachrichten\n", "")
+    text = text.replace(f"  - url: {base}/news/atom.xml\n    category: news\n", "")
+    config.path.write_text(text, encoding="utf-8")
+    config = load_config(config.path)
+    assert "news" not in config.categories
+    with Archive.open(config.settings.database_path) as archive:
+        publish_outputs(config, archive, rebuild=True)
+    page = (archive_dir / "public" / "category" / "news.html").read_text(encoding="utf-8")
+    assert "https://finews.withounder.com/feeds/news.atom" in page
+    assert (archive_dir / "feeds" / "news.atom").is_file()
