@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from email.utils import formatdate, parsedate_to_datetime
 from pathlib import Path
 from threading import Lock
+from urllib.parse import quote
 
 import uvicorn
 from starlette.applications import Starlette
@@ -230,8 +231,9 @@ def create_app(config: Config) -> Starlette:
                 return not_found()
             if not path.endswith("/"):
                 query = request.url.query
-                # One leading slash: "//sub/" would be read as a network-path reference, another host.
-                location = "/" + path.lstrip("/") + "/" + (f"?{query}" if query else "")
+                # Relative to the folder's own name: right behind a proxy that serves the site under a
+                # path of its own (base_url's), and never a network-path reference ("//sub/", another host).
+                location = quote(path.rstrip("/").rsplit("/", 1)[-1]) + "/" + (f"?{query}" if query else "")
                 return RedirectResponse(location, status_code=301)
         elif not target.is_file() or path.endswith("/"):  # "x.atom/" names a folder, which x.atom is not
             return not_found()
