@@ -380,7 +380,12 @@ class Daemon:
 
     def _remove(self, url: str) -> None:
         self.feeds.pop(url, None)
-        self.pending.pop(url, None)
+        if self.pending.pop(url, None) is not None:
+            # Its job waits on this future: unsettled, apscheduler counts it running for good and refuses
+            # every run of the feed's job once the feed is back (max_instances), without a word.
+            waiter = self.waiters.get(url)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
         with contextlib.suppress(JobLookupError):
             self.scheduler.remove_job(url)
 

@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass
 
 from .atomic import write_atomic
-from .errors import StorageError
+from .errors import AggregatorError, StorageError
 from .models import Config
 from .publish import PublishReport, publish_feeds
 from .site import SiteReport, write_site
@@ -41,7 +41,27 @@ def publish_outputs(
     rebuild: bool = False,
 ) -> OutputsReport:
     """Regenerate feeds and site. `None` means everything (only what changed is rewritten on disk); sets
-    narrow the work to the categories and entries an update touched; `rebuild` re-renders every file."""
+    narrow the work to the categories and entries an update touched; `rebuild` re-renders every file.
+    A file that cannot be written (a full disk, permissions) is a `PublishError`: one line, and the next
+    publish completes what this one could not (the published mark is saved only after a full success)."""
+    try:
+        return _publish_outputs(config, archive, categories, entry_ids, rebuild)
+    except OSError as error:
+        where = f" {error.filename}" if error.filename else ""
+        raise PublishError(f"cannot write{where}: {error.strerror or error}") from None
+
+
+class PublishError(AggregatorError):
+    """The republished feeds or the site could not be written."""
+
+
+def _publish_outputs(
+    config: Config,
+    archive: Archive,
+    categories: set[str] | None,
+    entry_ids: set[str] | None,
+    rebuild: bool,
+) -> OutputsReport:
     if rebuild:
         categories = entry_ids = None
     try:

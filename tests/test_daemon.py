@@ -497,3 +497,28 @@ def test_schedule_at_is_the_latest_constraint_and_jitter_only_delays() -> None:
     assert overdue == [NOW, NOW + timedelta(seconds=150), NOW + timedelta(seconds=297)]
     late = schedule_at(now=NOW, next_due=due, last_fetched=NOW, min_interval=60, jitter=0.99)
     assert due < late <= due + timedelta(seconds=30)
+
+
+def test_a_feed_removed_while_waiting_its_turn_is_polled_again_once_put_back(
+    tmp_path: Path, feed_server: FeedServer, start_daemon: Callable[..., subprocess.Popen[str]]
+) -> None:
+    # One request at a time and a slow feed: the other feed spends most of its life waiting its turn.
+    feed_server.routes["/slow"] = Route(items=[fresh_item(1)], delay=3.0)
+    feed_server.routes["/v"] = Route(items=[fresh_item(1)])
+    slow, victim = feed_server.url("/slow"), feed_server.url("/v")
+    both = [{"url": slow, "category": "news"}, {"url": victim, "category": "news"}]
+    config = daemon_config(tmp_path, both, concurrency=1)
+    daemon = start_daemon(config, "--log-format", "json")
+    wait_until(lambda: len(feed_server.hits("/v")) >= 1 and len(feed_server.hits("/slow")) >= 2, daemon, "polls")
+    started = len(feed_server.hits("/slow"))
+    wait_until(lambda: len(feed_server.hits("/slow")) > started, daemon, "the slow feed's next request")
+    time.sleep(1.5)  # the other falls due meanwhile, and waits
+    daemon_config(tmp_path, both[:1], concurrency=1)  # the victim is queued behind it now: removed
+    daemon.send_signal(signal.SIGHUP)
+    time.sleep(0.5)
+    daemon_config(tmp_path, both, concurrency=1)
+    daemon.send_signal(signal.SIGHUP)
+    polled = len(feed_server.hits("/v"))
+    wait_until(lambda: len(feed_server.hits("/v")) > polled + 1, daemon, "the re-added feed's polls")
+    code, log = stop(daemon)
+    assert code == 0, log

@@ -435,3 +435,14 @@ def test_a_symlink_planted_among_published_files_is_replaced_not_followed(config
     assert victim.read_text(encoding="utf-8") == "not the publisher's\n"
     assert not (outside / "deep").exists()
     assert not planted.is_symlink() and planted.read_bytes().startswith(b"<?xml")
+
+
+def test_a_publish_that_cannot_write_is_one_line(config: Config) -> None:
+    from aggregator.outputs import PublishError, publish_outputs
+
+    (config.settings.archive_dir / "public").mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(config.settings.archive_dir / "public")
+    (config.settings.archive_dir / "public").write_text("a file where the site's folder goes", encoding="utf-8")
+    with Archive.open(config.settings.database_path) as archive, pytest.raises(PublishError) as raised:
+        publish_outputs(config, archive)
+    assert str(raised.value).startswith("cannot write ") and "\n" not in str(raised.value)
