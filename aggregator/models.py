@@ -98,6 +98,7 @@ class FeedState:
     consecutive_errors: int = 0
     gone: bool = False
     retry_after_until: datetime | None = None  # the server's Retry-After, whoever polled it last
+    ttl_minutes: int | None = None  # the RSS <ttl> of the last document parsed: a 304 still honours it
 
 
 @dataclass(frozen=True, slots=True)

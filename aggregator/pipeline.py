@@ -175,7 +175,7 @@ async def _poll(
             etag=result.etag,
             last_modified=result.last_modified,
             max_age=result.max_age,
-            next_due_at=due(max_age=result.max_age),
+            next_due_at=due(max_age=result.max_age, ttl=state.ttl_minutes),
         )
     fetched = replace(
         base,
@@ -186,7 +186,7 @@ async def _poll(
     )
     fingerprint = body_fingerprint(result.body)
     if fingerprint == state.body_hash:
-        return replace(fetched, status="unchanged", next_due_at=due(max_age=result.max_age))
+        return replace(fetched, status="unchanged", next_due_at=due(max_age=result.max_age, ttl=state.ttl_minutes))
     stored = await parser.store(
         StoreJob(
             parse=ParseJob(

@@ -228,11 +228,11 @@ class Archive:
         wanted = {feed.url: feed for feed in feeds}
         states: dict[str, FeedState] = {}
         query = (
-            "SELECT url, fetch_url, etag, last_modified, body_hash, consecutive_errors, gone, retry_after_until"
-            " FROM feeds WHERE url"
+            "SELECT url, fetch_url, etag, last_modified, body_hash, consecutive_errors, gone, retry_after_until,"
+            " ttl_seconds FROM feeds WHERE url"
         )
         for row in self._rows_where_in(query, list(wanted)):
-            url, fetch_url, etag, last_modified, body_hash, errors, gone, retry_after = row
+            url, fetch_url, etag, last_modified, body_hash, errors, gone, retry_after, ttl_seconds = row
             states[url] = FeedState(
                 url=url,
                 fetch_url=fetch_url,
@@ -242,6 +242,7 @@ class Archive:
                 consecutive_errors=errors,
                 gone=bool(gone),
                 retry_after_until=stored_time(retry_after),
+                ttl_minutes=ttl_seconds // 60 if ttl_seconds is not None else None,
             )
         for url in wanted:
             states.setdefault(url, FeedState(url=url, fetch_url=url))

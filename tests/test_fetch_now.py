@@ -737,3 +737,26 @@ def test_fetch_now_waits_as_a_stored_retry_after_asks(
     again = run_update(config).outcomes[0]  # fetch-now an hour early: the server is not asked again
     assert again.status == "skipped" and "Retry-After" in again.error
     assert len(httpserver.log) == 1
+
+
+def test_a_feeds_ttl_still_holds_when_it_answers_304_or_the_same_body(
+    httpserver: HTTPServer, make_config: Callable[..., Config]
+) -> None:
+    body = rss([item(1)], extra="<ttl>180</ttl>")
+
+    def cached(request: Request) -> Response:
+        if request.headers.get("If-None-Match") == '"v1"':
+            return Response(status=304, headers={"ETag": '"v1"'})
+        return Response(body, content_type="application/rss+xml", headers={"ETag": '"v1"'})
+
+    httpserver.expect_request("/cached").respond_with_handler(cached)
+    httpserver.expect_request("/same").respond_with_data(body, content_type="application/rss+xml")
+    config = make_config(
+        [{"url": httpserver.url_for(p), "category": "news"} for p in ("/cached", "/same")],
+        default_interval="10m",
+        max_interval="1d",
+    )
+    for expected in ({"ok"}, {"not_modified", "unchanged"}):
+        assert {o.status for o in run_update(config).outcomes} == expected
+        for (due,) in rows(config, "SELECT next_due_at FROM feeds"):
+            assert datetime.fromisoformat(due) - datetime.now(UTC) > timedelta(hours=2, minutes=55)
