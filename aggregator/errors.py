@@ -23,6 +23,10 @@ class StorageError(AggregatorError):
     """The archive database could not be opened or written."""
 
 
+class PublishError(AggregatorError):
+    """The republished feeds or the site could not be written."""
+
+
 class RecordRefusedError(StorageError):
     """The archive refused what one poll would write (a value SQLite cannot hold, a constraint), while
     it may still take every other feed's: that feed's failure, not the run's."""

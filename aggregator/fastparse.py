@@ -210,10 +210,8 @@ class _EntryBuilder:
     def add_enclosure(self, attrs: dict[str, str], href: str | None) -> None:
         if not href:
             return
-        length = str(attrs.get("length") or "0").strip()
-        self.enclosures.append(
-            Enclosure(url=href, type=attrs.get("type") or "", length=read_count(length, MAX_JSON_INTEGER) or 0)
-        )
+        length = read_count(attrs.get("length"), MAX_JSON_INTEGER) or 0
+        self.enclosures.append(Enclosure(url=href, type=attrs.get("type") or "", length=length))
 
     def build(self) -> RawEntry:
         summary = self.summary

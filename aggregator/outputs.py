@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass
 
 from .atomic import write_atomic
-from .errors import AggregatorError, StorageError
+from .errors import PublishError, StorageError
 from .models import Config
 from .publish import PublishReport, publish_feeds
 from .site import SiteReport, write_site
@@ -49,10 +49,6 @@ def publish_outputs(
     except OSError as error:
         where = f" {error.filename}" if error.filename else ""
         raise PublishError(f"cannot write{where}: {error.strerror or error}") from None
-
-
-class PublishError(AggregatorError):
-    """The republished feeds or the site could not be written."""
 
 
 def _publish_outputs(

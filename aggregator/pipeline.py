@@ -118,6 +118,29 @@ def _delay(config: Config, feed: FeedConfig) -> Callable[..., int]:
     )
 
 
+def _failure(
+    config: Config,
+    feed: FeedConfig,
+    state: FeedState,
+    message: str,
+    fetched_at: datetime,
+    http_status: int | None = None,
+) -> PollRecord:
+    """A poll that failed outside the fetch (a bug, a row the archive refused), as the archive records it:
+    counted for backoff, and due again only after it."""
+    errors = state.consecutive_errors + 1
+    return PollRecord(
+        url=feed.url,
+        category=feed.category,
+        fetched_at=fetched_at,
+        status="error",
+        http_status=http_status,
+        consecutive_errors=errors,
+        error=message,
+        next_due_at=next_poll_at(datetime.now(UTC), _delay(config, feed)(consecutive_errors=errors)),
+    )
+
+
 async def _poll(
     config: Config,
     feed: FeedConfig,
@@ -312,7 +335,9 @@ async def update_feeds(
                 return
             poll = batch[0]
             if poll.status != "error":  # the feed's state says it failed, and it backs off (unless refused too)
-                await store([refused_record(poll, str(error))])
+                feed = configured[poll.url]
+                failed = _failure(config, feed, states[poll.url], str(error), poll.fetched_at, poll.http_status)
+                await store([failed])
                 return
             report(_failed(poll, str(error)))
             return
@@ -330,21 +355,6 @@ async def update_feeds(
             report(_outcome(poll, stored.new, stored.updated, stored.new_ids + stored.updated_ids))
 
     configured = {feed.url: feed for feed in feeds}
-
-    def refused_record(poll: PollRecord, message: str) -> PollRecord:
-        errors = states[poll.url].consecutive_errors + 1
-        now = datetime.now(UTC)
-        delay = _delay(config, configured[poll.url])(consecutive_errors=errors)
-        return PollRecord(
-            url=poll.url,
-            category=poll.category,
-            fetched_at=poll.fetched_at,
-            status="error",
-            http_status=poll.http_status,
-            consecutive_errors=errors,
-            error=message,
-            next_due_at=next_poll_at(now, delay),
-        )
 
     async def writer() -> None:
         while True:
@@ -376,17 +386,8 @@ async def update_feeds(
                 polled = await _poll(config, feed, state, client, host_limiter, parser, archive.path)
             except Exception as error:  # a bug in one feed's update must not stop the others
                 log.exception("unexpected failure updating %s", feed.url)
-                now = datetime.now(UTC)
-                errors = state.consecutive_errors + 1
-                polled = PollRecord(
-                    url=feed.url,
-                    category=feed.category,
-                    fetched_at=now,
-                    status="error",
-                    consecutive_errors=errors,
-                    error=f"internal error: {type(error).__name__}: {error}",
-                    next_due_at=next_poll_at(now, _delay(config, feed)(consecutive_errors=errors)),
-                )
+                message = f"internal error: {type(error).__name__}: {error}"
+                polled = _failure(config, feed, state, message, datetime.now(UTC))
             if isinstance(polled, StoredPoll):
                 writes[0] += 1
                 if isinstance(polled.result, StorageFailure):

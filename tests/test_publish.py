@@ -438,7 +438,8 @@ def test_a_symlink_planted_among_published_files_is_replaced_not_followed(config
 
 
 def test_a_publish_that_cannot_write_is_one_line(config: Config) -> None:
-    from aggregator.outputs import PublishError, publish_outputs
+    from aggregator.errors import PublishError
+    from aggregator.outputs import publish_outputs
 
     (config.settings.archive_dir / "public").mkdir(parents=True, exist_ok=True)
     shutil.rmtree(config.settings.archive_dir / "public")
