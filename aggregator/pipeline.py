@@ -12,10 +12,8 @@ from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
-from .decide import body_fingerprint, next_poll_at, poll_delay
-from .errors import RecordRefusedError, StorageError
-from .fetch import HostLimiter, HttpClient, fetch_feed
-from .models import (
+from aggregator.core.errors import RecordRefusedError, StorageError
+from aggregator.core.models import (
     Config,
     FeedConfig,
     FeedState,
@@ -25,8 +23,10 @@ from .models import (
     StoreResult,
     UpdateOutcome,
 )
-from .parsepool import ParseJob, ParserPool, StorageFailure, StoreJob
-from .store import Archive
+from aggregator.core.schedule import body_fingerprint, next_poll_at, poll_delay
+from aggregator.fetching.client import HostLimiter, HttpClient, fetch_feed
+from aggregator.parse_workers import ParseJob, ParserPool, StorageFailure, StoreJob
+from aggregator.store.archive import Archive
 
 log = logging.getLogger("aggregator")
 WRITE_BATCH = 64

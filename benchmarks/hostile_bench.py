@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/hostile_bench.py
 
 Prints one row per family: seconds, the child's peak RSS, and what came out (entries or the error).
-The documents are the ones tests/test_hostile.py serves, at full size.
+The documents are the ones tests/fetching/test_hostile.py serves, at full size.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def documents() -> dict[str, bytes]:
 
 
 def run(name: str, body: bytes) -> tuple[str, float, int, str]:
-    from aggregator.parsepool import ParseJob, run_parse_job
+    from aggregator.parse_workers import ParseJob, run_parse_job
 
     started = time.perf_counter()
     result = run_parse_job(

@@ -18,7 +18,7 @@ import time
 import httpx
 from run import start_server
 
-from aggregator.fetch import SHARD_CONNECTIONS, _pool_transport
+from aggregator.fetching.client import SHARD_CONNECTIONS, _pool_transport
 
 
 async def learn_etags(base: str, feeds: int) -> list[tuple[str, str]]:

@@ -19,10 +19,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from aggregator.models import Category, Config, Entry, FeedConfig, PollRecord, Settings
-from aggregator.normalize import content_fingerprint, entry_identity
-from aggregator.publish import publish_feeds
-from aggregator.store import Archive
+from aggregator.core.models import Category, Config, Entry, FeedConfig, PollRecord, Settings
+from aggregator.parsing.normalize import content_fingerprint, entry_identity
+from aggregator.publishing.feeds import publish_feeds
+from aggregator.store.archive import Archive
 
 PARAGRAPH = "<p>" + "Lorem ipsum dolor sit amet, 中国税务报 consectetur adipiscing elit. " * 6 + "</p>"
 SHANGHAI = timezone(timedelta(hours=8))

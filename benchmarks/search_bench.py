@@ -19,9 +19,9 @@ import time
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
-from aggregator.models import Entry, PollRecord
-from aggregator.search import search
-from aggregator.store import Archive
+from aggregator.core.models import Entry, PollRecord
+from aggregator.store.archive import Archive
+from aggregator.store.search import search
 
 CHINESE = [
     "税务",

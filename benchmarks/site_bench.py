@@ -15,11 +15,11 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from aggregator.config import load_config
-from aggregator.models import Entry, PollRecord
-from aggregator.normalize import entry_identity
-from aggregator.site import write_site
-from aggregator.store import Archive
+from aggregator.configuration.load import load_config
+from aggregator.core.models import Entry, PollRecord
+from aggregator.parsing.normalize import entry_identity
+from aggregator.publishing.site import write_site
+from aggregator.store.archive import Archive
 
 BODY = "<p>" + "税收征管改革 news text " * 40 + "</p>"
 

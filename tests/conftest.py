@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 
-from aggregator.config import load_config
-from aggregator.models import Config
+from aggregator.configuration.load import load_config
+from aggregator.core.models import Config
 from aggregator.pipeline import RunSummary, update_feeds
-from aggregator.store import Archive
+from aggregator.store.archive import Archive
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"

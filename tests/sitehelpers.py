@@ -6,9 +6,9 @@ import hashlib
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
-from aggregator.models import Config, Entry, PollRecord
-from aggregator.normalize import entry_identity
-from aggregator.store import Archive
+from aggregator.core.models import Config, Entry, PollRecord
+from aggregator.parsing.normalize import entry_identity
+from aggregator.store.archive import Archive
 
 FEED_URL = "https://source.example.com/feed.xml"
 

@@ -1,0 +1,523 @@
+"""`aggregator daemon`: poll every feed on its own schedule, politely, until told to stop.
+
+How it fits together (one asyncio loop, one process):
+- apscheduler 3.x (AsyncIOScheduler, the only module importing it) keeps one job per feed. A job's
+  nominal trigger is the feed's interval with jitter; after every poll the job is moved to the time the
+  pipeline stored in `feeds.next_due_at` (interval, Retry-After, max-age, RSS ttl, error backoff), pushed
+  later by the adaptive interval and min_interval, plus jitter (decide.schedule_at). Because that time is
+  in the database, a restarted daemon waits for it instead of polling everything at once.
+- A due job does not fetch by itself: it puts its feed in a queue and waits. A batcher drains the queue
+  into `pipeline.update_feeds` calls that share one HTTP client, one parser pool and one per-host limiter,
+  so feeds falling due together reuse connections and never exceed `concurrency` in flight.
+- Outcomes with new or changed entries feed a debounced publisher: one republication per burst.
+- SIGHUP reloads feeds.yaml (jobs added, removed, rescheduled; an invalid file is logged and ignored);
+  SIGTERM/SIGINT stop scheduling and give in-flight polls `shutdown_grace` seconds; a second signal exits
+  at once. One daemon per archive (lock.DaemonLock).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import functools
+import logging
+import os
+import random
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from apscheduler.jobstores.base import JobLookupError
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from aggregator.configuration.load import load_config
+from aggregator.core.errors import AggregatorError, ConfigError, StorageError
+from aggregator.core.models import Config, FeedConfig, UpdateOutcome
+from aggregator.core.schedule import JITTER_FRACTION, MAX_JITTER
+from aggregator.daemon.publisher import DebouncedPublisher
+from aggregator.daemon.schedule import feed_interval, next_run
+from aggregator.fetching.client import HostLimiter, HttpClient
+from aggregator.parse_workers import ParserPool
+from aggregator.pipeline import RunSummary, update_feeds
+from aggregator.serving.metrics import DaemonMetrics, feed_rows, health_app
+from aggregator.store.archive import Archive
+from aggregator.store.reads import ScheduleRow
+
+log = logging.getLogger("aggregator.daemon")
+
+BATCH_WINDOW = 0.25  # feeds falling due within this many seconds of each other share one update_feeds call
+NEXT_DUE_EVERY = 2.0  # seconds between writes of the scheduler's next runs to the archive (for `status`)
+# Settings baked into the shared client, parser pool and limiter, or into the process: a reload logs
+# that they need a restart instead of half-applying them.
+RESTART_SETTINGS = (
+    "archive_dir",
+    "user_agent",
+    "connect_timeout",
+    "request_timeout",
+    "concurrency",
+    "per_host_concurrency",
+    "per_host_delay",
+    "parse_workers",
+    "parse_timeout",
+    "serve_host",
+    "serve_port",
+)
+
+Updater = Callable[..., Awaitable[RunSummary]]
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+_early_reload = False
+
+
+def catch_early_reloads() -> None:
+    """From now until the daemon's event loop takes over SIGHUP, a reload signal is remembered rather
+    than killing the process (SIGHUP's default): the daemon reloads once it runs."""
+
+    def remember(_signal: int, _frame: object) -> None:
+        global _early_reload
+        _early_reload = True
+
+    signal.signal(signal.SIGHUP, remember)
+
+
+class Daemon:
+    def __init__(self, config: Config, *, serve: bool = False) -> None:
+        self.config = config
+        self.serve = serve
+        self.feeds: dict[str, FeedConfig] = {}  # the feeds with a job: enabled and not gone
+        self.pending: dict[str, FeedConfig] = {}  # due, waiting for the batcher
+        self.waiters: dict[str, asyncio.Future[UpdateOutcome | None]] = {}
+        self.last_polled: dict[str, datetime] = {}  # the min_interval guard, whatever the database says
+        self.in_flight = 0
+        self.batches: set[asyncio.Task[None]] = set()
+        self.metrics = DaemonMetrics()
+        self.publisher = DebouncedPublisher(self._publish)
+        self.stopping = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._room = asyncio.Event()
+        self._signals = 0
+        self._reloading: asyncio.Task[None] | None = None
+        self._reload_again = False
+        self._next_due: dict[str, datetime] = {}  # the scheduler's next runs, not yet in the archive
+        self._rng = random.Random()
+
+    # --- lifecycle ---------------------------------------------------------------------------------
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._on_stop_signal, sig)
+        settings = self.config.settings
+        # One connection shared by concurrent runs: Archive lets one write at a time (its thread lock).
+        with Archive.open(settings.database_path) as opened:
+            self.archive = opened
+            async with (
+                HttpClient(settings) as client,
+                ParserPool(settings.parse_workers, settings.parse_timeout, settings.parse_memory_limit) as parser,
+            ):
+                limiter = HostLimiter(settings.per_host_concurrency, settings.per_host_delay)
+                self._update: Updater = functools.partial(update_feeds, client=client, parser=parser, limiter=limiter)
+                self.scheduler = AsyncIOScheduler(
+                    event_loop=loop,
+                    timezone=UTC,
+                    # A late job runs once (coalesce), however late (no misfire limit), never twice at once.
+                    job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+                )
+                server = await self._start_server() if self.serve else None
+                self._apply_config(self.config)
+                self.scheduler.start()
+                # Reloads only once the first configuration is in force (until now catch_early_reloads
+                # remembered them).
+                loop.add_signal_handler(signal.SIGHUP, self._on_reload_signal)
+                if _early_reload:  # signalled while starting: the file may have changed after it was read
+                    self._on_reload_signal()
+                batcher = asyncio.create_task(self._batch_loop())
+                due_recorder = asyncio.create_task(self._record_next_due_loop())
+                log.info(
+                    "daemon started: %d feeds scheduled, archive %s (pid %d)",
+                    len(self.feeds),
+                    settings.database_path,
+                    os.getpid(),
+                    extra={"event": "started"},
+                )
+                await self.stopping.wait()
+                await self._shutdown(batcher, server)
+                due_recorder.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await due_recorder
+                await self._record_next_due()
+        log.info("daemon stopped", extra={"event": "stopped"})
+        return 0
+
+    def _on_stop_signal(self, sig: int) -> None:
+        self._signals += 1
+        name = signal.Signals(sig).name
+        if self._signals > 1:
+            log.warning("%s again: exiting now without waiting", name, extra={"event": "killed"})
+            logging.shutdown()
+            os._exit(128 + sig)
+        grace = self.config.settings.shutdown_grace
+        log.info(
+            "%s: stopping; in-flight polls get %gs (send it again to exit at once)",
+            name,
+            grace,
+            extra={"event": "stopping"},
+        )
+        self.stopping.set()
+
+    def _on_reload_signal(self) -> None:
+        if self.stopping.is_set():
+            return
+        if self._reloading is None or self._reloading.done():
+            self._reloading = asyncio.create_task(self._reload())
+        else:
+            # A reload is reading the file: the edit that sent this signal may have come after that read.
+            self._reload_again = True
+
+    async def _reload(self) -> None:
+        try:
+            await self._reload_once()
+        finally:
+            if self._reload_again and not self.stopping.is_set():
+                self._reload_again = False
+                self._reloading = asyncio.create_task(self._reload())
+
+    async def _reload_once(self) -> None:
+        path = self.config.path
+        self._reload_again = False
+        try:
+            config = await asyncio.to_thread(load_config, path)
+        except ConfigError as error:
+            log.error(
+                "reload failed, still running on the previous configuration: %s",
+                error,
+                extra={"event": "reload_failed"},
+            )
+            return
+        if not config.feeds and self.config.feeds:
+            # An editor's half-written save reads as an empty file; stopping every poll takes a deliberate act.
+            log.error(
+                "reload refused, still running on the previous configuration: %s now lists no feeds "
+                "(to stop polling, disable the feeds or stop the daemon)",
+                path,
+                extra={"event": "reload_failed"},
+            )
+            return
+        changed = [
+            name for name in RESTART_SETTINGS if getattr(config.settings, name) != getattr(self.config.settings, name)
+        ]
+        if changed:
+            log.warning(
+                "reload: changed settings take effect after a restart: %s",
+                ", ".join(changed),
+                extra={"event": "reload_partial"},
+            )
+            # Until then the running values stay in force everywhere (deadlines, batch sizes), and the
+            # next reload compares against what actually runs.
+            kept = {name: getattr(self.config.settings, name) for name in changed}
+            config = dataclasses.replace(config, settings=dataclasses.replace(config.settings, **kept))
+        self._apply_config(config)
+
+    async def _shutdown(
+        self, batcher: asyncio.Task[None], server: tuple[asyncio.Event, asyncio.Task[None]] | None
+    ) -> None:
+        grace = self.config.settings.shutdown_grace
+        self.scheduler.shutdown(wait=False)  # no new polls; job coroutines waiting in the queue are cancelled
+        batcher.cancel()
+        self.pending.clear()
+        if self.batches:
+            log.info("waiting up to %gs for %d feed(s) in flight", grace, self.in_flight)
+            _done, late = await asyncio.wait(set(self.batches), timeout=grace)
+            if late:
+                log.warning(
+                    "grace period over: abandoning %d feed(s) still in flight (they are polled again next time)",
+                    self.in_flight,
+                    extra={"event": "abandoned"},
+                )
+                for task in late:
+                    task.cancel()
+                # update_feeds stores what it had already fetched before it returns from a cancel.
+                await asyncio.wait(late)
+        await self.publisher.flush()
+        if server is not None:
+            stop, task = server
+            stop.set()
+            await task
+
+    # --- configuration and scheduling --------------------------------------------------------------
+
+    def _apply_config(self, config: Config) -> None:
+        """Make the jobs match `config`: add new feeds, drop removed ones, reschedule changed ones."""
+        first = not hasattr(self, "_applied")
+        self._applied = True
+        old, old_settings, self.config = self.feeds, self.config.settings, config
+        wanted = {feed.url: feed for feed in config.feeds if feed.enabled}
+        removed = [url for url in old if url not in wanted]
+        for url in removed:
+            self._remove(url)
+        rows = self.archive.schedule_rows(list(wanted))
+        added, rescheduled, gone = 0, 0, 0
+        # Settings that shape every feed's schedule: a change reschedules them all now, not at their next poll.
+        bounds = ("adaptive_interval", "min_interval", "max_interval")
+        every_schedule = any(getattr(old_settings, name) != getattr(config.settings, name) for name in bounds)
+        for url, feed in wanted.items():
+            if rows.get(url, (None, None, False))[2]:
+                gone += 1
+                self._remove(url)
+                continue
+            previous = old.get(url)
+            self.feeds[url] = feed
+            if previous is not None and previous.category != feed.category:
+                # The next publish moves its entries, posts and feed items (publish_outputs applies the
+                # configured categories); without one the move would wait for an entry to change.
+                self.publisher.add(previous.category, ())
+                self.publisher.add(feed.category, ())
+            same_interval = previous is not None and feed_interval(old_settings, previous) == feed_interval(
+                config.settings, feed
+            )
+            if same_interval and not every_schedule:
+                continue  # same schedule; other changes (title, tags, headers) apply at the next poll
+            added += previous is None
+            rescheduled += previous is not None
+            self._add_job(feed, rows.get(url), interval_changed=previous is not None)
+        verb = "configuration loaded" if first else "configuration reloaded"
+        log.info(
+            "%s: %d feeds scheduled (%d added, %d removed, %d rescheduled); %d gone (HTTP 410) not polled",
+            verb,
+            len(self.feeds),
+            added,
+            len(removed),
+            rescheduled,
+            gone,
+            extra={"event": "config_loaded" if first else "config_reloaded"},
+        )
+
+    def _remove(self, url: str) -> None:
+        self.feeds.pop(url, None)
+        if self.pending.pop(url, None) is not None:
+            # Its job waits on this future: unsettled, apscheduler counts it running for good and refuses
+            # every run of the feed's job once the feed is back (max_instances), without a word.
+            waiter = self.waiters.get(url)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+        with contextlib.suppress(JobLookupError):
+            self.scheduler.remove_job(url)
+
+    def _add_job(
+        self,
+        feed: FeedConfig,
+        row: ScheduleRow | None,
+        *,
+        interval_changed: bool = False,
+    ) -> None:
+        interval = feed_interval(self.config.settings, feed)
+        jitter = int(min(MAX_JITTER, interval * JITTER_FRACTION))
+        self.scheduler.add_job(
+            self._poll_job,
+            IntervalTrigger(seconds=interval, jitter=jitter or None, timezone=UTC),
+            args=[feed.url],
+            id=feed.url,
+            name=feed.url,
+            next_run_time=next_run(
+                self.config.settings,
+                feed,
+                row,
+                self.last_polled.get(feed.url),
+                self.archive.recent_published,
+                self._rng,
+                interval_changed=interval_changed,
+            ),
+            replace_existing=True,
+        )
+
+    def _reschedule(self, url: str) -> None:
+        feed = self.feeds.get(url)
+        if feed is None or self.stopping.is_set():
+            return
+        row = self.archive.schedule_rows([url]).get(url)
+        if row is not None and row[2]:
+            # The poll's own outcome was the warning (HTTP 410 ...); this only says what the schedule did.
+            log.info("%s: gone (HTTP 410); no longer polled", url, extra={"feed": url, "event": "gone"})
+            self._remove(url)
+            return
+        when = next_run(
+            self.config.settings, feed, row, self.last_polled.get(url), self.archive.recent_published, self._rng
+        )
+        with contextlib.suppress(JobLookupError):
+            self.scheduler.modify_job(url, next_run_time=when)
+        self._next_due[url] = when  # for `status`; written in batches (see _record_next_due)
+        log.debug("%s: next poll at %s", url, when.isoformat(timespec="seconds"), extra={"feed": url})
+
+    async def _record_next_due_loop(self) -> None:
+        while True:
+            await asyncio.sleep(NEXT_DUE_EVERY)
+            await self._record_next_due()
+
+    async def _record_next_due(self) -> None:
+        """Store the scheduler's next runs, in one transaction for all that changed meanwhile, in a thread
+        (it takes a write turn, which a parser process may hold)."""
+        if not self._next_due:
+            return
+        due, self._next_due = self._next_due, {}
+        try:
+            await asyncio.to_thread(self.archive.set_next_due, due)
+        except StorageError as error:
+            log.warning("%s", error)
+
+    # --- polling -----------------------------------------------------------------------------------
+
+    async def _poll_job(self, url: str) -> None:
+        """The job apscheduler runs when a feed falls due: queue the feed, wait for its outcome, reschedule."""
+        feed = self.feeds.get(url)
+        if feed is None or self.stopping.is_set():
+            return
+        polled = self.last_polled.get(url)
+        if polled is not None and (_utcnow() - polled).total_seconds() < self.config.settings.min_interval:
+            self._reschedule(url)  # the nominal trigger fired early: never poll more often than min_interval
+            return
+        future: asyncio.Future[UpdateOutcome | None] = asyncio.get_running_loop().create_future()
+        self.waiters[url] = future
+        self.pending[url] = feed
+        self._wake.set()
+        try:
+            await future
+        except asyncio.CancelledError:
+            # The scheduler cancels waiting jobs when the daemon stops: a normal end, not an error to log.
+            return
+        finally:
+            self.waiters.pop(url, None)
+            self._reschedule(url)
+
+    async def _batch_loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            await asyncio.sleep(BATCH_WINDOW)  # let the feeds falling due together join one batch
+            self._wake.clear()
+            while self.pending:
+                room = self.config.settings.concurrency - self.in_flight
+                if room <= 0:
+                    self._room.clear()
+                    await self._room.wait()
+                    continue
+                urls = list(self.pending)[:room]
+                feeds = [self.pending.pop(url) for url in urls]
+                now = _utcnow()
+                for url in urls:
+                    self.last_polled[url] = now
+                self.in_flight += len(feeds)
+                task = asyncio.create_task(self._run_batch(feeds))
+                self.batches.add(task)
+                task.add_done_callback(self.batches.discard)
+
+    async def _run_batch(self, feeds: list[FeedConfig]) -> None:
+        started = time.monotonic()
+        outstanding = {feed.url for feed in feeds}
+
+        def on_outcome(outcome: UpdateOutcome) -> None:
+            self.metrics.observe(outcome, time.monotonic() - started)
+            if outcome.changed_ids:
+                self.publisher.add(outcome.category, outcome.changed_ids)
+            self._settle(outcome.url, outcome, outstanding)
+
+        try:
+            await self._update(self.config, feeds, self.archive, on_outcome=on_outcome)
+        except Exception:  # a bug must cost one batch, not the daemon
+            log.exception("unexpected failure polling %d feed(s)", len(feeds))
+        finally:
+            for url in list(outstanding):
+                self._settle(url, None, outstanding)
+
+    def _settle(self, url: str, outcome: UpdateOutcome | None, outstanding: set[str]) -> None:
+        if url not in outstanding:
+            return
+        outstanding.discard(url)
+        self.in_flight -= 1
+        self._room.set()
+        future = self.waiters.get(url)
+        if future is not None and not future.done():
+            future.set_result(outcome)
+
+    # --- publishing and serving ----------------------------------------------------------------------
+
+    def _publish_from_own_connection(
+        self, publish_outputs: Callable[..., object], categories: set[str], entry_ids: set[str]
+    ) -> None:
+        """Publishing reads through a connection of its own: the shared one may be inside a poll's write
+        transaction in another thread, and a second connection reads a consistent snapshot (WAL)."""
+        with Archive.open(self.config.settings.database_path) as archive:
+            publish_outputs(self.config, archive, categories=categories, entry_ids=entry_ids)
+
+    async def _publish(self, categories: set[str], entry_ids: set[str]) -> None:
+        if not self.config.settings.publish:
+            return
+        from aggregator.publishing.outputs import (
+            publish_outputs,  # imported late: publishing pulls in feedgen and jinja2
+        )
+
+        started = time.monotonic()
+        try:
+            # In a thread: rendering is CPU and disk work the polling loop should not wait for. Files are
+            # written atomically (rename), so a stop mid-publish never leaves a half-written file.
+            await asyncio.to_thread(self._publish_from_own_connection, publish_outputs, categories, entry_ids)
+        except AggregatorError as error:
+            self.metrics.publish_failures += 1
+            log.error("republishing failed: %s", error, extra={"event": "publish_failed"})
+            return
+        except Exception:
+            self.metrics.publish_failures += 1
+            log.exception("republishing failed")
+            return
+        self.metrics.publishes += 1
+        log.info(
+            "republished %d categories (%d changed entries) in %.1fs: %s",
+            len(categories),
+            len(entry_ids),
+            time.monotonic() - started,
+            ", ".join(sorted(categories)),
+            extra={"event": "published"},
+        )
+
+    def _rows(self) -> list[dict[str, Any]]:
+        return feed_rows(self.config, self.archive.feed_statuses())
+
+    async def health(self) -> dict[str, Any]:
+        rows = await asyncio.to_thread(self._rows)
+        return self.metrics.health(rows, stopping=self.stopping.is_set())
+
+    async def prometheus(self) -> str:
+        def read() -> tuple[list[dict[str, Any]], int]:
+            return self._rows(), self.archive.count_entries()
+
+        rows, entries = await asyncio.to_thread(read)
+        return self.metrics.prometheus(rows, entries)
+
+    async def _start_server(self) -> tuple[asyncio.Event, asyncio.Task[None]]:
+        """Serve subscribers (aggregator.server) plus /healthz and /metrics in this process and loop."""
+        from aggregator.serving import app as serving
+
+        settings = self.config.settings
+        listener = serving.bind_socket(settings.serve_host, settings.serve_port)  # a busy port: one clear error
+        host, port = listener.getsockname()[:2]
+        stop = asyncio.Event()
+        app = health_app(self.health, self.prometheus, serving.create_app(self.config))
+        task = asyncio.create_task(serving.serve(self.config, should_exit=stop, sock=listener, app=app))
+        log.info("serving http://%s:%d/ (plus /healthz and /metrics)", host, port, extra={"event": "serving"})
+        return stop, task
+
+
+def run_daemon(config_path: Path, *, serve: bool = False) -> int:
+    """Entry point for `aggregator daemon`: take the lock, run until stopped, return the exit status."""
+    from aggregator.daemon.lock import DaemonLock
+
+    config = load_config(config_path)
+    with DaemonLock(config.settings.archive_dir):
+        return asyncio.run(Daemon(config, serve=serve).run())
