@@ -8,7 +8,7 @@ and its other jobs, and those caught in the teardown, run again one by one on th
 A worker also stores the feeds it parsed (`run_store_batch`), in its own connection to the archive: the
 entries never travel back to the main process, whose event loop then only fetches (before, unpickling
 the results and writing them made it the bottleneck of a first run, and its peak memory). The writers
-take turns (see store.Archive._write_transaction); a worker killed mid-write leaves an uncommitted
+take turns (see store.connection.ArchiveConnection._write_transaction); a worker killed mid-write leaves an uncommitted
 transaction, which SQLite rolls back, and a job retried after its worker died once it had committed
 still reports what that commit added.
 """
@@ -95,7 +95,7 @@ class StoreJob:
     archive: Path
     poll: PollRecord
     title_override: str | None
-    # Seconds until the next poll given the feed's RSS ttl (minutes): decide.poll_delay with this
+    # Seconds until the next poll given the feed's RSS ttl (minutes): core.schedule.poll_delay with this
     # feed's settings bound (a functools.partial, so it pickles).
     delay: Callable[..., int]
     # Whether the archive may hold entries of this feed: only then are their fingerprints looked up.

@@ -39,7 +39,7 @@ class JsonFormatter(logging.Formatter):
 
 
 class RedactingFormatter(logging.Formatter):
-    """The standard formatter, with credentials and tokens in feed addresses masked (see redact.py)."""
+    """The standard formatter, with credentials and tokens in feed addresses masked (see core/redact.py)."""
 
     def format(self, record: logging.LogRecord) -> str:
         return redact_url(super().format(record))

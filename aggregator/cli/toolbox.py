@@ -1,7 +1,7 @@
 """The operator's toolbox on the command line: search, feeds, opml, export, show, history.
 
-cli.py registers these on the `aggregator` group (`TOOLBOX_COMMANDS`); each is a thin wrapper around
-its module (search.py, feedsfile.py, opml_io.py, export.py, history.py).
+commands.py registers these on the `aggregator` group (`TOOLBOX_COMMANDS`); each is a thin wrapper around
+its module (store.search, configuration.feeds_file, configuration.opml, store.export, store.history).
 """
 
 from __future__ import annotations

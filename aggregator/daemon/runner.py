@@ -4,7 +4,7 @@ How it fits together (one asyncio loop, one process):
 - apscheduler 3.x (AsyncIOScheduler, the only module importing it) keeps one job per feed. A job's
   nominal trigger is the feed's interval with jitter; after every poll the job is moved to the time the
   pipeline stored in `feeds.next_due_at` (interval, Retry-After, max-age, RSS ttl, error backoff), pushed
-  later by the adaptive interval and min_interval, plus jitter (decide.schedule_at). Because that time is
+  later by the adaptive interval and min_interval, plus jitter (core.schedule.schedule_at). Because that time is
   in the database, a restarted daemon waits for it instead of polling everything at once.
 - A due job does not fetch by itself: it puts its feed in a queue and waits. A batcher drains the queue
   into `pipeline.update_feeds` calls that share one HTTP client, one parser pool and one per-host limiter,
@@ -12,7 +12,7 @@ How it fits together (one asyncio loop, one process):
 - Outcomes with new or changed entries feed a debounced publisher: one republication per burst.
 - SIGHUP reloads feeds.yaml (jobs added, removed, rescheduled; an invalid file is logged and ignored);
   SIGTERM/SIGINT stop scheduling and give in-flight polls `shutdown_grace` seconds; a second signal exits
-  at once. One daemon per archive (lock.DaemonLock).
+  at once. One daemon per archive (daemon.lock.DaemonLock).
 """
 
 from __future__ import annotations
@@ -501,7 +501,7 @@ class Daemon:
         return self.metrics.prometheus(rows, entries)
 
     async def _start_server(self) -> tuple[asyncio.Event, asyncio.Task[None]]:
-        """Serve subscribers (aggregator.server) plus /healthz and /metrics in this process and loop."""
+        """Serve subscribers (serving.app) plus /healthz and /metrics in this process and loop."""
         from aggregator.serving import app as serving
 
         settings = self.config.settings

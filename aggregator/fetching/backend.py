@@ -193,7 +193,7 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
             # close, means it must not be reused. On plain TCP, what the event loop has not delivered
             # yet counts too (a server that closes right after its response: its FIN may still sit in
             # the kernel). Not on TLS, where raw bytes on an idle connection are as often a session
-            # ticket as a close; a request that meets a closed connection is sent again (fetch.py).
+            # ticket as a close; a request that meets a closed connection is sent again (client.py).
             if self._protocol.chunks or self._protocol.eof:
                 return True
             return self._transport.get_extra_info("ssl_object") is None and self._socket_readable()

@@ -261,7 +261,7 @@ class HttpClient:
 
 
 def _pool_transport(ssl_context: ssl.SSLContext) -> httpx.AsyncHTTPTransport:
-    """An httpx transport over one small httpcore pool that runs on `netbackend.AsyncioBackend`.
+    """An httpx transport over one small httpcore pool that runs on `backend.AsyncioBackend`.
 
     httpx's transport takes no network backend, so its pool is replaced by an identical one that does;
     the transport keeps mapping requests, responses and errors between httpx and httpcore."""

@@ -49,7 +49,7 @@ def parse_document(
 ) -> RawFeed:
     """Read a fetched document. Raises ParseError when it is not a feed at all.
 
-    `fast=False` skips the lxml fast path (aggregator/fastparse.py): feedparser is the reference."""
+    `fast=False` skips the lxml fast path (aggregator/fastpath.py): feedparser is the reference."""
     if not body.strip():
         raise ParseError("empty body: the server sent no document")
     if looks_like_json(body):

@@ -1,7 +1,7 @@
 """A fast path for the common case: well-formed RSS 2.0 and Atom 1.0, read with lxml.
 
 feedparser is the reference: for every document this module accepts, it returns the very `RawFeed`
-that `parse.py`'s feedparser path returns (tests/test_fastparse.py checks that over a corpus). Anything
+that `document.py`'s feedparser path returns (tests/test_fastdocument.py checks that over a corpus). Anything
 it does not know well enough — a DOCTYPE or entities, RSS 0.9x/1.0, Atom 0.3, xml:base, XHTML content,
 unknown namespaces inside entries, markup inside text elements, duplicated elements whose precedence
 feedparser decides in its own way — makes it decline (return None), and the caller uses feedparser.
@@ -126,7 +126,7 @@ def _attributes(element: Any) -> dict[str, str]:
 
 
 def _resolve(uri: str) -> str:
-    """feedparser's `resolve_uri` as parse.py calls it: its base URI is empty (a BytesIO has no URL and
+    """feedparser's `resolve_uri` as document.py calls it: its base URI is empty (a BytesIO has no URL and
     it does not take Content-Location as one), so relative links stay relative until the normaliser."""
     fixed = _URI_FIXER.match(uri)
     if fixed is None or fixed.start(2) == fixed.end(2):

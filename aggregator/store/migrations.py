@@ -85,7 +85,7 @@ def m001_initial(db: Database) -> None:
         );
 
         -- Full-text search over titles and the plain text of summary and content, with every CJK
-        -- character spaced out so that words are found inside Chinese text (see fulltext.py).
+        -- character spaced out so that words are found inside Chinese text (see core/fulltext.py).
         CREATE VIRTUAL TABLE entries_fts USING fts5(title, body, tokenize = 'unicode61 remove_diacritics 2');
         """
     )
@@ -114,7 +114,7 @@ def register_index_functions(db: Database) -> None:
 def m_search_revisions_fts(db: Database) -> None:
     """Full-text search over earlier versions of entries (`aggregator search` looks in both tables).
 
-    rowid = entry_revisions.id; same tokenizer and index form as entries_fts (see fulltext.py). The trigger
+    rowid = entry_revisions.id; same tokenizer and index form as entries_fts (see core/fulltext.py). The trigger
     copies the revision's title and text from `entries_fts`: the store copies the old version into
     entry_revisions before it replaces that entry's search row, so at that moment entries_fts still holds
     the old version in index form, already converted by Python. When it does not (a writer that changed
@@ -150,7 +150,7 @@ def m_contentless_search(db: Database) -> None:
 
     A regular FTS5 table stores each row's text beside its index: as much text again as the entries'
     HTML (a cold benchmark run wrote 100 MB more, and indexing cost 70 µs an entry against 50). Search never
-    reads it back (snippets come from the stored HTML, see search.py), so the tables become contentless.
+    reads it back (snippets come from the stored HTML, see store/search.py), so the tables become contentless.
     A contentless row is removed with FTS5's 'delete' command and the exact text it was indexed with,
     which the store recomputes from the entry's title and HTML (`index_text`). So both tables are built
     here from the entries themselves, not copied from the old tables (whose text an older version may

@@ -1,7 +1,7 @@
 """Full-text search over every archived entry and every earlier version of it (SQLite FTS5, unicode61).
 
 The index holds words, with every Chinese/Japanese/Korean character spaced out as a word of its own
-(see fulltext.py), so every term goes through the index: a CJK term of any length (征管改革, 税务, 税)
+(see core/fulltext.py), so every term goes through the index: a CJK term of any length (征管改革, 税务, 税)
 is looked up as a phrase of single characters and found inside a sentence; a Latin term is matched as
 a whole word, ignoring case and diacritics (cafe finds Café). Results are ranked by bm25, a title match
 counting more than a body match.
