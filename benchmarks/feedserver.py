@@ -12,6 +12,15 @@ A "generation" counter makes a fraction of the feeds gain entries:
     POST /_control/mutate?fraction=0.1&add=5   -> bump the generation; JSON {generation, changed, entries}
     GET  /_control/stats                       -> JSON {feeds, generation, entries}: what a full archive holds
 
+For fault soaks (benchmarks/fault_soak.py) it can also misbehave and keep a record of what it served:
+
+    POST /_control/edit?fraction=0.05          -> edit one existing entry of a sample of the feeds (a revision)
+    POST /_control/faults?kind=K&feeds=1,2     -> those feeds answer K from now on: 500, reset (connection
+                                                  dropped), timeout (no answer), garbage (200, not a feed), ok
+    GET  /_control/record                      -> JSON: every feed request (time, client, status) and, per
+                                                  feed, its entries now and the versions each edit served
+A request's client is its X-Soak-Client header ("daemon" when absent).
+
 It is an asyncio protocol rather than http.server: a threaded stdlib server tops out near a thousand
 requests a second on two cores, which would make the server, not the client, what a benchmark measures.
 """
@@ -25,6 +34,7 @@ import hashlib
 import json
 import random
 import sys
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime, parsedate_to_datetime
@@ -116,6 +126,8 @@ class FeedSpec:
     extra_entries: int = 0  # entries gained through mutations
     changes: int = 0
     cache: dict[bool, tuple[bytes, str]] = field(default_factory=dict)  # gzip? -> (body, etag)
+    edits: dict[int, int] = field(default_factory=dict)  # entry number -> its edit version (0: as first served)
+    fault: str = "ok"
 
     @property
     def entries(self) -> int:
@@ -168,6 +180,23 @@ class FeedCorpus:
                 self.body(index, spec.gzip)
         return changed
 
+    def edit(self, fraction: float) -> list[int]:
+        """Edit one existing entry of a seeded sample of `fraction` of the feeds: its content changes, so
+        an archive keeps the version before as a revision."""
+        self.generation += 1
+        rng = random.Random(f"{self.seed}:edit:{self.generation}")
+        count = round(len(self.specs) * max(0.0, min(1.0, fraction)))
+        changed = sorted(rng.sample(range(len(self.specs)), count))
+        for index in changed:
+            spec = self.specs[index]
+            number = rng.randrange(spec.entries)
+            spec.edits[number] = spec.edits.get(number, 0) + 1
+            spec.changes += 1
+            spec.cache.clear()
+            if self.prerender:
+                self.body(index, spec.gzip)
+        return changed
+
     def body(self, index: int, compressed: bool) -> tuple[bytes, str]:
         spec = self.specs[index]
         cached = spec.cache.get(compressed)
@@ -191,6 +220,9 @@ class FeedCorpus:
             paragraph = rng.choice(pool)
             parts.append(paragraph)
             length += len(paragraph.encode())
+        edit = spec.edits.get(number, 0)
+        if edit:
+            parts.append(f"<p>Edited: version {edit}.</p>")
         published = FIRST_DATE + timedelta(hours=number * 7, minutes=spec.index % 60, seconds=number % 60)
         title = _sentence(rng, spec.chinese)[:60]
         return {
@@ -270,8 +302,9 @@ def _not_modified(spec: FeedSpec, etag: str, headers: dict[str, str]) -> bool:
 class FeedProtocol(asyncio.Protocol):
     """HTTP/1.1 with keep-alive, just enough for GET and the control endpoints."""
 
-    def __init__(self, corpus: FeedCorpus, latency: float) -> None:
+    def __init__(self, corpus: FeedCorpus, latency: float, record: ServedRecord | None = None) -> None:
         self.corpus = corpus
+        self.record = record if record is not None else ServedRecord()
         self.latency = latency
         self.buffer = b""
         self.transport: asyncio.Transport | None = None
@@ -299,6 +332,12 @@ class FeedProtocol(asyncio.Protocol):
             headers[name.strip().lower()] = value.strip()
         close = headers.get("connection", "").lower() == "close"
         status, body, extra = self._respond(method, target, headers)
+        if status == -1:  # "reset": drop the connection without an answer
+            if self.transport is not None:
+                self.transport.abort()
+            return
+        if status == -2:  # "timeout": never answer; the client's deadline decides
+            return
         if self.latency > 0:
             asyncio.get_running_loop().call_later(self.latency, self._send, status, body, extra, close)
         else:
@@ -317,10 +356,36 @@ class FeedProtocol(asyncio.Protocol):
             return self._json(
                 {"generation": corpus.generation, "changed": len(changed), "entries": corpus.total_entries}
             )
+        if parts.path == "/_control/edit" and method == "POST":
+            changed = corpus.edit(float(query.get("fraction", "0.05")))
+            return self._json({"generation": corpus.generation, "edited": len(changed)})
+        if parts.path == "/_control/faults" and method == "POST":
+            kind = query.get("kind", "ok")
+            chosen = [int(i) for i in query.get("feeds", "").split(",") if i.strip().isdigit()]
+            for index in chosen:
+                if index < len(corpus.specs):
+                    corpus.specs[index].fault = kind
+            return self._json({"kind": kind, "feeds": len(chosen)})
+        if parts.path == "/_control/record":
+            return self._json(self.record.report(corpus))
         name = parts.path.removeprefix("/feed/").removesuffix(".xml")
         if method not in ("GET", "HEAD") or not name.isdigit() or int(name) >= len(corpus.specs):
             return 404, b"not found\n", {"Content-Type": "text/plain"}
         spec = corpus.specs[int(name)]
+        status, body, extra = self._feed(method, spec, headers)
+        self.record.add(spec, headers.get("x-soak-client", "daemon"), status)
+        return status, body, extra
+
+    def _feed(self, method: str, spec: FeedSpec, headers: dict[str, str]) -> tuple[int, bytes, dict[str, str]]:
+        corpus = self.corpus
+        if spec.fault == "500":
+            return 500, b"internal error\n", {"Content-Type": "text/plain"}
+        if spec.fault == "reset":
+            return -1, b"", {}
+        if spec.fault == "timeout":
+            return -2, b"", {}
+        if spec.fault == "garbage":
+            return 200, b"\x00\x01 this is not a feed <<<", {"Content-Type": "application/rss+xml"}
         compressed = spec.gzip and "gzip" in headers.get("accept-encoding", "")
         body, etag = corpus.body(spec.index, compressed)
         extra = {
@@ -342,7 +407,9 @@ class FeedProtocol(asyncio.Protocol):
     def _send(self, status: int, body: bytes, headers: dict[str, str], close: bool = False) -> None:
         if self.transport is None or self.transport.is_closing():
             return
-        reason = {200: "OK", 304: "Not Modified", 400: "Bad Request", 404: "Not Found"}[status]
+        reason = {200: "OK", 304: "Not Modified", 400: "Bad Request", 404: "Not Found", 500: "Internal Server Error"}[
+            status
+        ]
         lines = [f"HTTP/1.1 {status} {reason}"]
         lines += [f"{k}: {v}" for k, v in headers.items()]
         if status != 304:
@@ -354,10 +421,42 @@ class FeedProtocol(asyncio.Protocol):
             self.transport.close()
 
 
+class ServedRecord:
+    """What the server answered, for a soak to check an archive against: each feed request's time, client
+    and status, and for each edited entry the versions that went out in a full answer."""
+
+    def __init__(self) -> None:
+        self.requests: dict[int, list[tuple[float, str, int]]] = {}
+        self.versions: dict[int, dict[int, set[int]]] = {}
+
+    def add(self, spec: FeedSpec, client: str, status: int) -> None:
+        self.requests.setdefault(spec.index, []).append((time.time(), client, status))
+        if status == 200 and spec.fault == "ok":
+            served = self.versions.setdefault(spec.index, {})
+            for number in range(spec.entries):
+                served.setdefault(number, set()).add(spec.edits.get(number, 0))
+
+    def report(self, corpus: FeedCorpus) -> dict[str, object]:
+        return {
+            "requests": {str(i): r for i, r in self.requests.items()},
+            "feeds": {
+                str(spec.index): {
+                    "entries": spec.entries,
+                    "edits": {str(n): v for n, v in spec.edits.items()},
+                    "served_versions": {
+                        str(n): sorted(v) for n, v in self.versions.get(spec.index, {}).items() if v != {0}
+                    },
+                }
+                for spec in corpus.specs
+            },
+        }
+
+
 async def serve(corpus: FeedCorpus, port: int, latency: float) -> None:
     loop = asyncio.get_running_loop()
     # Loopback only, always: this server exists to be hammered by a benchmark on this machine.
-    server = await loop.create_server(lambda: FeedProtocol(corpus, latency), "127.0.0.1", port, backlog=1024)
+    record = ServedRecord()
+    server = await loop.create_server(lambda: FeedProtocol(corpus, latency, record), "127.0.0.1", port, backlog=1024)
     bound = server.sockets[0].getsockname()[1]
     print(f"serving {len(corpus.specs)} feeds on http://127.0.0.1:{bound}/", flush=True)
     async with server:

@@ -42,13 +42,19 @@ from reader import make_reader
 
 db, mode = sys.argv[1], sys.argv[2]
 reader = make_reader(db)
-if mode == "add":
+if mode in ("add", "add-search"):
     for url in open(sys.argv[3]).read().split():
         reader.add_feed(url, exist_ok=True)
+    if mode == "add-search":
+        reader.enable_search()
 else:
     logging.basicConfig(level=logging.ERROR)
     # scheduled=False: poll every feed now, as fetch-now does (3.26 would otherwise skip feeds not due).
     reader.update_feeds(scheduled=False, workers=int(sys.argv[3]))
+    if mode == "update-search":
+        # The same work as fetch-now, which leaves the archive searchable when it exits: reader indexes
+        # for search in a separate step.
+        reader.update_search()
 reader.close()
 """
 
@@ -248,22 +254,32 @@ class Aggregator(Tool):
 
 
 class Reader(Tool):
-    name = "reader"
+    """lemon24/reader's update_feeds; with `search`, update_search after it (what leaves its archive
+    searchable, as fetch-now's does)."""
 
-    def __init__(self, python: Path, directory: Path, workers: int) -> None:
+    def __init__(self, python: Path, directory: Path, workers: int, *, search: bool = False) -> None:
+        self.name = "reader+search" if search else "reader"
+        self.search = search
         self.python = python
         self.directory = directory
         self.workers = workers
-        self.db = directory / "reader.sqlite"
+        self.db = directory / ("reader-search.sqlite" if search else "reader.sqlite")
         self.script = directory / "reader_update.py"
         self.script.write_text(READER_SCRIPT)
         subprocess.run(
-            [str(python), str(self.script), str(self.db), "add", str(directory / "urls.txt")],
+            [
+                str(python),
+                str(self.script),
+                str(self.db),
+                "add-search" if search else "add",
+                str(directory / "urls.txt"),
+            ],
             check=True,
         )
 
     def run(self, log: Path, keep: set[int]) -> Measurement:
-        command = [str(self.python), str(self.script), str(self.db), "update", str(self.workers)]
+        mode = "update-search" if self.search else "update"
+        command = [str(self.python), str(self.script), str(self.db), mode, str(self.workers)]
         result = measure(command, log, keep)
         result.stored = _count(self.db, "SELECT count(*) FROM entries")
         result.failed_feeds = _count(self.db, "SELECT count(*) FROM feeds WHERE last_exception IS NOT NULL")
@@ -276,7 +292,8 @@ def _row(label: str, values: list[str]) -> str:
 
 def print_table(results: dict[str, dict[str, Measurement]], feeds: int, new_entries: dict[str, int]) -> None:
     tools = list(next(iter(results.values())))
-    headers = [*tools, *(["ratio"] if len(tools) == 2 else [])]
+    ours, peers = tools[-1], tools[:-1]  # the aggregator runs last; a ratio against each peer
+    headers = [*tools, *(f"vs {peer}" for peer in peers)]
     print()
     print(_row("phase / figure", headers))
     print("|" + "-" * 30 + "|" + "|".join("-" * 14 for _ in headers) + "|")
@@ -285,9 +302,9 @@ def print_table(results: dict[str, dict[str, Measurement]], feeds: int, new_entr
         def line(label: str, value, fmt: str, better_low: bool, by_tool=by_tool, phase=phase) -> None:  # type: ignore[no-untyped-def]
             values = [value(by_tool[t]) for t in tools]
             cells = [format(v, fmt) for v in values]
-            if len(tools) == 2:
-                reader, ours = values
-                ratio = (reader / ours if better_low else ours / reader) if reader and ours else float("nan")
+            mine = values[-1]
+            for theirs in values[:-1]:
+                ratio = (theirs / mine if better_low else mine / theirs) if theirs and mine else float("nan")
                 cells.append(f"{ratio:.2f}x")
             print(_row(f"{phase}: {label}", cells))
 
@@ -300,13 +317,16 @@ def print_table(results: dict[str, dict[str, Measurement]], feeds: int, new_entr
         print(_row(f"{phase}: stored / expected", [f"{by_tool[t].stored}/{by_tool[t].expected}" for t in tools]))
         print(_row(f"{phase}: verified", ["yes" if by_tool[t].verified else "NO" for t in tools]))
     print()
-    print("ratio: how many times better the aggregator is (reader / aggregator for times and memory).")
+    print(f"vs X: how many times better {ours} is than X (X / {ours} for times and memory).")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Benchmark aggregator fetch-now against lemon24/reader.")
     parser.add_argument("--feeds", type=int, default=1000)
     parser.add_argument("--skip-reader", action="store_true")
+    parser.add_argument(
+        "--skip-reader-search", action="store_true", help="leave out reader + update_search (the same work)"
+    )
     parser.add_argument("--reader-python", type=Path, default=DEFAULT_READER_PYTHON)
     parser.add_argument(
         "--aggregator-python",
@@ -342,6 +362,8 @@ def main(argv: list[str] | None = None) -> int:
         tools: list[Tool] = []
         if not args.skip_reader:
             tools.append(Reader(args.reader_python, directory, args.reader_workers))
+            if not args.skip_reader_search:
+                tools.append(Reader(args.reader_python, directory, args.reader_workers, search=True))
         tools.append(Aggregator(config, args.aggregator_python))
         results: dict[str, dict[str, Measurement]] = {}
         new_entries: dict[str, int] = {}
