@@ -348,7 +348,8 @@ class Soak:
         problems = 0
         with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as db:
             rows = db.execute(
-                "SELECT feed_url, key, count(*), max(revision), max(summary || content) FROM entries GROUP BY 1, 2"
+                "SELECT feed_url, key, count(*), max(revision), max(coalesce(summary, '') || coalesce(content, ''))"
+                " FROM entries GROUP BY 1, 2"
             )
             archived: dict[tuple[int, str], tuple[int, int, str]] = {}
             for feed_url, key, count, revision, content in rows:
@@ -393,8 +394,8 @@ class Soak:
                 if float(t) < stopped  # type: ignore[arg-type]
             )
             for (t0, c0, s0), (t1, c1, s1) in itertools.pairwise(times):
-                if c1 != "daemon":
-                    continue
+                if c1 != "daemon" or (s0 == -1 and t1 - t0 < 2):
+                    continue  # a connection the server dropped is retried once at once: the same poll
                 gap = t1 - t0
                 gaps.append(gap)
                 if gap < min_interval - 1:
