@@ -235,7 +235,7 @@ class StoreResult:
     updated: int = 0
     new_ids: tuple[str, ...] = ()
     updated_ids: tuple[str, ...] = ()
-    warning: str = ""  # the document was read only in part (not well-formed): what the parser said
+    warning: str = ""  # the document was read only in part (not well-formed), or not as written: what the parser said
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,7 +248,7 @@ class UpdateOutcome:
     error: str = ""
     moved_to: str | None = None
     changed_ids: tuple[str, ...] = field(default=())
-    warning: str = ""  # an ok poll of a document read only in part
+    warning: str = ""  # an ok poll of a document read only in part, or not as written
 
 
 @dataclass(frozen=True, slots=True)

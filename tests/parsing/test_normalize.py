@@ -182,6 +182,43 @@ def test_json_feed_in_another_encoding_and_with_odd_ids() -> None:
     assert entry.key.startswith("sha256:") and entry.enclosures[0].length == 0  # a long key is hashed
 
 
+def test_json_feed_with_a_bare_version_number_is_read_and_says_so() -> None:
+    item_ = {"id": "1", "content_text": "x"}
+    attachment = {"url": "https://j.example/a.mp3", "mime_type": "audio/mpeg", "size_in_bytes": 5000000.0}
+    for version, format_ in (
+        ("1.1", "JSON Feed 1.1"),
+        ("1.0", "JSON Feed 1"),
+        ("1", "JSON Feed 1"),
+        (1.1, "JSON Feed 1.1"),
+    ):
+        document = {"version": version, "title": "t", "items": [item_ | {"attachments": [attachment]}]}
+        raw = parse_document(json.dumps(document).encode(), "https://j.example/feed.json")
+        assert raw.format == format_
+        assert raw.warning == f"the JSON Feed version is {json.dumps(version)}, not a https://jsonfeed.org/version/ URL"
+        [entry] = normalize_feed(raw, feed_url="https://j.example/feed.json", fetched_at=NOW).entries
+        # A whole number written as a float (JavaScript and many JSON writers do) is still a byte count.
+        assert entry.enclosures[0].length == 5000000
+    for version in ("2.0", "1.1beta", None, True):
+        body = json.dumps({"version": version, "items": []}).encode()
+        with pytest.raises(ParseError, match=r"JSON without a jsonfeed\.org version"):
+            parse_document(body, "https://j.example/feed.json")
+    # Without an items list, a "version": "1.0" is any JSON document's (an API's, a manifest's).
+    with pytest.raises(ParseError, match=r"JSON without a jsonfeed\.org version"):
+        parse_document(b'{"version": "1.0", "items": {}}', "https://j.example/feed.json")
+    sizes = [5000000.5, -1.0, 1e300, float("inf"), float("nan"), 7]
+    document = {
+        "version": "https://jsonfeed.org/version/1.1",
+        "items": [
+            {
+                "id": "1",
+                "attachments": [{"url": f"https://j.example/{n}", "size_in_bytes": s} for n, s in enumerate(sizes)],
+            }
+        ],
+    }
+    raw = parse_document(json.dumps(document).encode(), "https://j.example/feed.json")
+    assert [e.length for e in raw.entries[0].enclosures] == [0, 0, 2**53 - 1, 0, 0, 7]
+
+
 @pytest.mark.parametrize(
     ("body", "message"),
     [
