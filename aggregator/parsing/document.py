@@ -18,7 +18,7 @@ from aggregator.core.encoding import charset_from_content_type, to_utf8_document
 from aggregator.core.errors import ParseError
 from aggregator.core.models import Enclosure, RawEntry, RawFeed, RawText
 from aggregator.core.numbers import MAX_JSON_INTEGER, ONE_YEAR_MINUTES, read_count
-from aggregator.parsing.fastpath import parse_fast
+from aggregator.parsing.fastpath import is_web_address, parse_fast
 from aggregator.parsing.jsonfeed import looks_like_json, parse_json_feed
 
 MAX_PERSON_FIELD = 1000
@@ -210,6 +210,21 @@ def _parsed_date(value: Any) -> datetime | None:
         return None
 
 
+def _link(entry: Any) -> str:
+    """The entry's link; a permalink guid or Atom id that feedparser made the link only when it is an absolute
+    http(s) URL (as in fastpath.py). A link element's value is in `links`; one taken from the id is not."""
+    link = entry.get("link") or ""
+    if (
+        link
+        and entry.get("guidislink")
+        and link == entry.get("id")
+        and not is_web_address(link)
+        and all(other.get("href") != link for other in entry.get("links") or [])
+    ):
+        return ""
+    return str(link)
+
+
 def _to_raw_entry(entry: Any, url: str) -> RawEntry:
     base = url
     authors = tuple(
@@ -231,7 +246,7 @@ def _to_raw_entry(entry: Any, url: str) -> RawEntry:
         summary = None
     return RawEntry(
         id=str(entry.get("id") or ""),
-        link=entry.get("link") or "",
+        link=_link(entry),
         title=_text(entry.get("title_detail"), entry.get("title"), base),
         summary=summary,
         content=content,
