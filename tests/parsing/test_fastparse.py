@@ -253,3 +253,31 @@ def test_a_guid_is_the_link_only_when_it_is_an_absolute_web_address_on_both_path
         feed = normalize_feed(parse_document(atom, url, "application/atom+xml", fast=fast), feed_url=url,
                               fetched_at=FETCHED_AT)  # fmt: skip
         assert [entry.link for entry in feed.entries] == ["", "https://site.example/a", ""], fast
+
+
+def test_guid_author_and_category_holding_markup_keep_their_text_on_both_paths() -> None:
+    body = _items(
+        "<guid><p>abc123</p></guid><author><b>Jo</b> Bloggs</author><category><span>News</span></category>",
+        '<guid isPermaLink="false">\n  <p>abc<i>124</i></p>\n</guid><category domain="d"><a href="/x">Tech</a>'
+        "<!-- a comment --> &amp; more</category><author>Ann</author>",
+        "<guid><![CDATA[<p>abc125</p>]]></guid><author>Al <b>&lt;al@site.example&gt;</b></author>",
+    )
+    url = "https://site.example/feed.xml"
+    # Both parsers read the same text (the fast path takes the document whole).
+    assert _compare("markup.xml", body, "application/rss+xml")
+    for fast in (True, False):
+        feed = normalize_feed(parse_document(body, url, "application/rss+xml", fast=fast), feed_url=url,
+                              fetched_at=FETCHED_AT)  # fmt: skip
+        # Items alike but for their guids stay apart: a lost guid made them one entry, keyed by their content.
+        assert [entry.key for entry in feed.entries] == ["abc123", "abc124", "<p>abc125</p>"], fast
+        assert [entry.author for entry in feed.entries] == ["Jo Bloggs", "Ann", "Al"], fast
+        assert [entry.tags for entry in feed.entries] == [("News",), ("Tech & more",), ()], fast
+        assert [entry.link for entry in feed.entries] == ["", "", ""], fast
+
+    # An author made of name and e-mail elements is a person feedparser reads as such (the fast path leaves
+    # it to feedparser): it stays as it was.
+    body = _items("<guid>x</guid><author><name>Ann</name><email>ann@site.example</email></author>")
+    for fast in (True, False):
+        [entry] = normalize_feed(parse_document(body, url, "application/rss+xml", fast=fast), feed_url=url,
+                                 fetched_at=FETCHED_AT).entries  # fmt: skip
+        assert entry.author == "Ann", fast
