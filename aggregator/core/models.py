@@ -184,7 +184,9 @@ class RawFeed:
     warning: str = ""
 
 
-DateFlag = Literal["", "missing", "future", "ancient"]
+# missing, future, ancient: the date was replaced by the first-seen time; zone: kept, but its zone name
+# was ambiguous or unknown, so it was read in the feed's timezone (UTC unless set).
+DateFlag = Literal["", "missing", "future", "ancient", "zone"]
 
 
 @dataclass(frozen=True, slots=True)
