@@ -35,7 +35,7 @@ def _summary_lines(summary: RunSummary, seconds: float, archive: Archive) -> lis
         lines.extend(f"  {o.url}: {o.error}" for o in summary.failed)
     partial = [o for o in summary.outcomes if o.warning]
     if partial:
-        lines.append("Feeds read only in part:")
+        lines.append("Feeds read with a warning:")
         lines.extend(f"  {o.url}: {o.warning}" for o in partial)
     return [redact_url(line) for line in lines]  # terminal output ends up in cron mail and CI logs
 

@@ -466,7 +466,10 @@ def show_command(ctx: click.Context, entry: str, as_html: bool, as_json: bool) -
     click.echo(f"link:      {stored.link}")
     if stored.author:
         click.echo(f"author:    {stored.author}")
-    flag = f"  ({stored.date_flag} date: first seen used)" if stored.date_flag else ""
+    if stored.date_flag == "zone":
+        flag = "  (its zone name is ambiguous or unknown: read in the feed's timezone)"
+    else:
+        flag = f"  ({stored.date_flag} date: first seen used)" if stored.date_flag else ""
     click.echo(f"published: {stored.published:%Y-%m-%d %H:%M:%S %z}{flag}")
     if stored.updated:
         click.echo(f"updated:   {stored.updated:%Y-%m-%d %H:%M:%S %z}")

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from aggregator.configuration.yamlread import LineDict, YamlSyntaxError, item_line, key_line, load_yaml
 from aggregator.core.errors import ConfigError
 from aggregator.core.models import Category, Config, FeedConfig, Settings
+from aggregator.core.redact import has_raw_delimiter_in_password
 
 _DURATION_PART = re.compile(r"(\d+)\s*([smhdw])")
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -237,6 +238,9 @@ def _host_port(value: str) -> str:
 def feed_url_problem(url: str) -> str | None:
     """What makes `url` unusable as a feed address, or None: the one rule for feeds.yaml, `feeds add` and
     OPML import."""
+    if has_raw_delimiter_in_password(url):
+        # urlsplit would take the password's start for a port, and its error would show it.
+        return "the password holds a raw '/', '?' or '#': write them percent-encoded (%2F, %3F, %23)"
     try:
         parts = urlsplit(url)
         port = parts.port  # raises for a port that is not a number from 0 to 65535

@@ -27,39 +27,100 @@ def parse_date(raw: str, naive_zone: tzinfo = UTC, local_names: tzinfo | None = 
 
     RFC 822 (RSS) and RFC 3339 / ISO 8601 (Atom, JSON Feed) cover nearly every feed; the caller falls
     back to the parser's own reading for the rest. Dates without an offset are read in `naive_zone`.
+    See `read_date` for zone names.
+    """
+    return read_date(raw, naive_zone, local_names)[0]
+
+
+def read_date(raw: str, naive_zone: tzinfo = UTC, local_names: tzinfo | None = None) -> tuple[datetime | None, bool]:
+    """`parse_date`'s reading, and whether its offset is a guess: the date names a zone we cannot tell.
+
     A zone name that `local_names` uses at that moment is read in that zone: "CST" is China Standard
-    Time (+0800) for a Chinese source, where email.utils knows only US Central (-0600).
+    Time (+0800) for a Chinese source, where email.utils knows only US Central (-0600). Other names are
+    read at their one offset (CEST, BST, JST, AEST...; GMT and the US names as email.utils reads them).
+    An ambiguous name (IST: India, Ireland or Israel) or an unknown one is read like a date without an
+    offset, in `naive_zone`, and said to be a guess: email.utils would read it as UTC without a word.
     """
     text = (raw or "").strip()
     if not text:
-        return None
-    if local_names is not None and text[-1].isalpha() and (named := _named_local(text, local_names)) is not None:
+        return None, False
+    if text[-5:-4] == " " and text[-6:-5].isalpha() and (moved := _ZONE_BEFORE_YEAR.fullmatch(text)):
+        # "Tue Jul 15 10:00:00 CEST 2025", as `date` writes it: email.utils would drop the zone's name
+        text = f"{moved.group(1)} {moved.group(3)} {moved.group(2)}"
+    if (
+        text[-1].isalpha()
+        and not text[-2:-1].isdigit()  # "...T08:54:16Z", nearly every Atom date: no zone name
+        # "... GMT", nearly every RSS date: the whole text's usual reading is quicker
+        and (local_names is not None or not text.endswith(_UTC_ENDINGS))
+        and (named := _read_named_zone(text, naive_zone, local_names)) is not None
+    ):
         return named
     parsed = _parse_text(text)
     if parsed is None:
-        return None
+        return None, False
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=naive_zone)
         # Resolve a zone like Asia/Shanghai to its fixed offset, so the stored text carries +08:00.
         offset = parsed.utcoffset() or timedelta(0)
         parsed = parsed.replace(tzinfo=_fixed(offset))
-    return parsed
+    return parsed, False
 
 
-_ZONE_NAME = re.compile(r"(.*\d)\s+([A-Z]{2,5})")
+_ZONE_NAME = re.compile(r"(.*\d)\s+([A-Za-z]{1,5})")
+_ZONE_BEFORE_YEAR = re.compile(r"(.*\d)\s+([A-Za-z]{1,5})\s+(\d{4})")
+_UTC_NAMES = frozenset({"GMT", "UT", "UTC", "Z"})
+_UTC_ENDINGS = tuple(f" {name}" for name in _UTC_NAMES)
+# What email.utils (and feedparser) read these as: the US zones, and the Atlantic one.
+_EMAIL_ZONES = {"EST": -5, "EDT": -4, "CST": -6, "CDT": -5, "MST": -7, "MDT": -6, "PST": -8, "PDT": -7}
+_EMAIL_ZONES |= {"AST": -4, "ADT": -3}
+# Names of one offset wherever feeds write them, in minutes east of UTC. Left out, as ambiguous: IST
+# (India, Ireland, Israel), GST, SST, AMT, ECT... BST is British Summer Time (Bangladesh's zone data says
+# +06, not BST); MEZ/MESZ are German for CET/CEST, MET/MEST older names for them.
+_ZONE_OFFSETS = {
+    "WET": 0, "WEST": 60, "CET": 60, "CEST": 120, "MET": 60, "MEST": 120, "MEZ": 60, "MESZ": 120,
+    "EET": 120, "EEST": 180, "BST": 60, "MSK": 180, "SAST": 120, "CAT": 120, "EAT": 180, "WAT": 60,
+    "PKT": 300, "NPT": 345, "ICT": 420, "WIB": 420, "HKT": 480, "SGT": 480, "AWST": 480, "PHT": 480,
+    "JST": 540, "KST": 540, "ACST": 570, "ACDT": 630, "AEST": 600, "AEDT": 660, "NZST": 720, "NZDT": 780,
+    "HST": -600, "HDT": -540, "AKST": -540, "AKDT": -480, "NST": -210, "NDT": -150, "BRT": -180, "ART": -180,
+}  # fmt: skip
+_NOT_ZONES = frozenset({"AM", "PM"})
 
 
-def _named_local(text: str, zone: tzinfo) -> datetime | None:
+def _read_named_zone(text: str, naive_zone: tzinfo, local_names: tzinfo | None) -> tuple[datetime, bool] | None:
+    """A date ending in a zone name, read as `read_date` says; None when it is not one (its other forms,
+    or no date: the caller reads the text whole)."""
     match = _ZONE_NAME.fullmatch(text)
     if match is None:
         return None
+    name = match.group(2).upper()
+    if name in _NOT_ZONES:
+        return None
     local = _parse_text(match.group(1))
-    if local is None or local.tzinfo is not None:
+    if local is None:
         return None
-    in_zone = local.replace(tzinfo=zone)
-    if in_zone.tzname() != match.group(2):
-        return None
-    return in_zone.replace(tzinfo=_fixed(in_zone.utcoffset() or timedelta(0)))
+    if local.tzinfo is not None:
+        return local, False  # "+0200 CEST": the offset says it
+    if local_names is not None:
+        in_zone = local.replace(tzinfo=local_names)
+        if in_zone.tzname() == name:
+            return in_zone.replace(tzinfo=_fixed(in_zone.utcoffset() or timedelta(0))), False
+    if name in _UTC_NAMES:
+        return local.replace(tzinfo=UTC), False
+    if name in _EMAIL_ZONES:
+        return local.replace(tzinfo=_fixed(timedelta(hours=_EMAIL_ZONES[name]))), False
+    if name in _ZONE_OFFSETS:
+        return local.replace(tzinfo=_fixed(timedelta(minutes=_ZONE_OFFSETS[name]))), False
+    guessed = local.replace(tzinfo=naive_zone)
+    return guessed.replace(tzinfo=_fixed(guessed.utcoffset() or timedelta(0))), True
+
+
+def names_unknown_zone(text: str) -> bool:
+    """Whether a date the parser read (where `read_date` could not) ends in a zone name it reads wrongly:
+    feedparser takes any name it does not know for UTC."""
+    match = _ZONE_NAME.fullmatch((text or "").strip())
+    if match is None or not match.group(2).isupper():
+        return False
+    return match.group(2) not in _UTC_NAMES | _EMAIL_ZONES.keys() | {"MET", "MEST"} | _NOT_ZONES
 
 
 @functools.lru_cache(maxsize=256)

@@ -184,7 +184,9 @@ class RawFeed:
     warning: str = ""
 
 
-DateFlag = Literal["", "missing", "future", "ancient"]
+# missing, future, ancient: the date was replaced by the first-seen time; zone: kept, but its zone name
+# was ambiguous or unknown, so it was read in the feed's timezone (UTC unless set).
+DateFlag = Literal["", "missing", "future", "ancient", "zone"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,7 +237,7 @@ class StoreResult:
     updated: int = 0
     new_ids: tuple[str, ...] = ()
     updated_ids: tuple[str, ...] = ()
-    warning: str = ""  # the document was read only in part (not well-formed): what the parser said
+    warning: str = ""  # the document was read only in part (not well-formed), or not as written: what the parser said
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,7 +250,7 @@ class UpdateOutcome:
     error: str = ""
     moved_to: str | None = None
     changed_ids: tuple[str, ...] = field(default=())
-    warning: str = ""  # an ok poll of a document read only in part
+    warning: str = ""  # an ok poll of a document read only in part, or not as written
 
 
 @dataclass(frozen=True, slots=True)

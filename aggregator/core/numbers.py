@@ -24,3 +24,21 @@ def read_count(text: str | None, maximum: int) -> int | None:
     if len(digits) > len(str(maximum)):
         return maximum
     return min(int(digits), maximum)
+
+
+def read_json_count(value: object, maximum: int) -> int | None:
+    """A JSON number that is a non-negative whole count, at most `maximum`; None for anything else.
+
+    5000000.0 is 5000000: JavaScript has only doubles, and many JSON writers print a whole one that way.
+    A fraction, a negative number, infinity or NaN (which Python's json reads) counts nothing, and
+    neither do the digits of an integer too long to convert (the JSON reader leaves them as text).
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, float):
+        if not value.is_integer() or value < 0:  # also False for infinity and NaN
+            return None
+        return maximum if value > maximum else int(value)
+    if isinstance(value, int):
+        return min(value, maximum) if value >= 0 else None
+    return None

@@ -14,6 +14,13 @@ MASK = "***"
 # Up to the last "@" before the path, as urlsplit reads it: a password may itself hold an "@".
 # Any scheme: a mistyped `ftp://user:password@...` in a message is as secret as an http one.
 _USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/?#\s'\"<>]+@")
+# A password holding a raw "/", "?" or "#" (it should have been percent-encoded) ends the authority early
+# for urlsplit, but is no less secret: after "user:", it runs to the last "@" that a host follows (within
+# 512 characters: a message of many "x://y:" must not cost the square of its length).
+_USERINFO_RAW = re.compile(
+    r"(?i)\b([a-z][a-z0-9+.-]*://)([^/?#\s'\"<>:@\[\]]*):([^\s'\"<>]{0,512})@(?=[^/?#\s'\"<>@]+(?:[/?#\s'\"<>]|$))"
+)
+_PORT_THEN_PATH = re.compile(r"[0-9]*(?:[/?#]|$)")
 # A query parameter whose name says it is a secret: token, access_token, api_key, apikey, key, secret,
 # password, auth, sig... (as the whole name or its last part after _ or -; "keyword" and "monkey" are not).
 _SECRET_NAME = r"(?i)([?&;](?:[a-z0-9]+[_-])*(?:token|key|apikey|secret|password|passwd|pwd|auth|signature|sig)=)"
@@ -27,7 +34,27 @@ def redact_url(text: str) -> str:
     """`text` (a URL, or a message holding URLs) with credentials and secret query values masked."""
     if "@" not in text and "=" not in text:
         return text
-    return _SECRET_PARAMETER.sub(rf"\g<1>{MASK}", _USERINFO.sub(rf"\g<1>{MASK}@", text))
+    if ":" in text:
+        text = _USERINFO_RAW.sub(_masked_raw_userinfo, text)
+    text = _USERINFO.sub(rf"\g<1>{MASK}@", text)
+    return _SECRET_PARAMETER.sub(rf"\g<1>{MASK}", text)
+
+
+def _masked_raw_userinfo(match: re.Match[str]) -> str:
+    scheme, user, rest = match.groups()
+    # `host.example:8443/feed?by=jo@example.org`, `localhost:8080/@jo`: a host and its port, and an "@"
+    # further on; no userinfo. A single-label name before digits (`user:12/34@host`) is taken for a user
+    # with a password: a feed on such a host with an "@" in its path is rarer than such a password.
+    if _PORT_THEN_PATH.match(rest) and ("." in user or user.lower() == "localhost"):
+        return match.group(0)
+    return f"{scheme}{MASK}@"
+
+
+def has_raw_delimiter_in_password(url: str) -> bool:
+    """Whether `url`'s password holds a raw "/", "?" or "#": urlsplit reads part of it as the port (and
+    says so in its error, password characters included)."""
+    masked = _USERINFO_RAW.sub(_masked_raw_userinfo, url, count=1)
+    return masked != url and _USERINFO.sub(rf"\g<1>{MASK}@", url, count=1) != masked
 
 
 def fingerprint_secrets(query: str) -> str:

@@ -64,6 +64,7 @@ RESTART_SETTINGS = (
     "per_host_delay",
     "parse_workers",
     "parse_timeout",
+    "parse_memory_limit",
     "serve_host",
     "serve_port",
 )

@@ -18,7 +18,7 @@ from aggregator.core.encoding import charset_from_content_type, to_utf8_document
 from aggregator.core.errors import ParseError
 from aggregator.core.models import Enclosure, RawEntry, RawFeed, RawText
 from aggregator.core.numbers import MAX_JSON_INTEGER, ONE_YEAR_MINUTES, read_count
-from aggregator.parsing.fastpath import parse_fast
+from aggregator.parsing.fastpath import is_web_address, parse_fast
 from aggregator.parsing.jsonfeed import looks_like_json, parse_json_feed
 
 MAX_PERSON_FIELD = 1000
@@ -112,11 +112,12 @@ def _valid_reference(match: re.Match[bytes]) -> bytes:
 
 
 def defuse(document: bytes) -> bytes:
-    """Remove what makes feedparser slow or explosive before it sees the document.
+    """Remove what makes feedparser slow, explosive or lossy before it (or the fast path) sees the document.
 
     - A DOCTYPE's internal subset is dropped: entity declarations are how "billion laughs" and
       quadratic-blowup documents expand a 100 KB body into hundreds of megabytes. No real feed needs them.
     - Character references to code points XML forbids become U+FFFD.
+    - Markup inside an RSS guid, author or category is reduced to its text (`flatten_text_elements`).
     - Person fields (author, dc:creator, ...) are cut to MAX_PERSON_FIELD characters: feedparser's
       e-mail regex is quadratic in their length (40,000 characters take ~10 s).
     """
@@ -127,6 +128,7 @@ def defuse(document: bytes) -> bytes:
             document = document[:start] + match.group(1) + b">" + document[match.end() :]
     if b"&#" in document:
         document = _CHARACTER_REFERENCE.sub(_valid_reference, document)
+    document = flatten_text_elements(document)  # before the person fields' cap: it may join an author's text
     # No match in the bytes, none in the text: the document is not decoded for nothing.
     if len(document) > MAX_PERSON_FIELD and _PERSON_FIELD_BYTES.search(document):
         text = document.decode("utf-8", errors="replace")
@@ -136,11 +138,68 @@ def defuse(document: bytes) -> bytes:
     return document
 
 
-def _doctype_start(document: bytes) -> int:
-    """Where the document's DOCTYPE starts, -1 without one. It follows the XML declaration, comments and
-    processing instructions, however long those are (a DOCTYPE behind a 5 KB comment still reached
-    expat, which expanded its entities), and nothing after the root element's start is one."""
+# An RSS guid, author or category holding an element, as some feeds write (`<guid><p>abc123</p></guid>`).
+_MARKUP_IN_TEXT = re.compile(rb"<(guid|author|category)(?:\s[^<>]*)?(?<!/)>()[^<]*<[^!/?]")
+_CLOSING = {name: re.compile(b"</" + name + rb"\s*>") for name in (b"guid", b"author", b"category")}
+_PERSON_PARTS = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?(?:name|email|uri|url|homepage)[\s/>]")
+_RSS_ROOT = re.compile(rb"<(?:rss|(?:[A-Za-z_][\w.-]*:)?RDF)[\s>]")
+
+
+def flatten_text_elements(document: bytes) -> bytes:
+    """An RSS guid, author or category holding markup, reduced to its text: `<guid><p>abc123</p></guid>` is
+    `<guid>abc123</guid>`. Such markup is invalid, but seen; feedparser files the inner element's text under
+    that element's name, so the guid, author or category was lost, and with its guid an item fell back to
+    a content hash: two such items alike but for their guids became one entry. An author made of name and
+    e-mail elements is left to feedparser, which reads it as a person; Atom is left alone (its authors are
+    made of elements)."""
+    match = _MARKUP_IN_TEXT.search(document)
+    if match is None:
+        return document
+    root = _root_start(document)
+    if root == -1 or not _RSS_ROOT.match(document, root):
+        return document
+    parts: list[bytes] = []
     position = 0
+    while match is not None:
+        name, opening_end = match.group(1), match.end(2)
+        closing = _CLOSING[name].search(document, opening_end)
+        if closing is None:
+            break
+        inner = document[opening_end : closing.start()]
+        if b"<" + name not in inner and not (name == b"author" and _PERSON_PARTS.search(inner)):
+            text = _text_of_markup(inner)
+            if text is not None:
+                parts += (document[position:opening_end], text)
+                position = closing.start()
+        match = _MARKUP_IN_TEXT.search(document, closing.end())
+    return b"".join([*parts, document[position:]]) if parts else document
+
+
+_MARKUP_ENDS = ((b"<![CDATA[", b"]]>"), (b"<!--", b"-->"), (b"<?", b"?>"), (b"<", b">"))
+
+
+def _text_of_markup(inner: bytes) -> bytes | None:
+    """The text of an element's content, as XML reads it (CDATA kept as text); None when some markup in it
+    never ends. A loop of finds, not a regex: lazy patterns would rescan an unterminated CDATA to the end
+    once for every one that follows it."""
+    pieces = []
+    position = 0
+    while (start := inner.find(b"<", position)) != -1:
+        pieces.append(inner[position:start])
+        opening, closing = next((o, c) for o, c in _MARKUP_ENDS if inner.startswith(o, start))
+        end = inner.find(closing, start + len(opening))
+        if end == -1:
+            return None
+        if opening == b"<![CDATA[":
+            pieces.append(inner[start + 9 : end].replace(b"&", b"&amp;").replace(b"<", b"&lt;").replace(b">", b"&gt;"))
+        position = end + len(closing)
+    pieces.append(inner[position:])
+    return b"".join(pieces)
+
+
+def _past_misc(document: bytes, position: int = 0) -> int:
+    """Where the document goes on after the XML declaration, comments, processing instructions and white
+    space from `position`, however long those are; -1 when one of them never ends."""
     while True:
         position = _PROLOG_SPACE.match(document, position).end()  # type: ignore[union-attr]
         if document.startswith(b"<?", position):
@@ -148,11 +207,27 @@ def _doctype_start(document: bytes) -> int:
         elif document.startswith(b"<!--", position):
             end, closing = document.find(b"-->", position + 4), 3
         else:
-            break
+            return position
         if end == -1:
             return -1
         position = end + closing
-    return position if document[position : position + 9].upper() == b"<!DOCTYPE" else -1
+
+
+def _doctype_start(document: bytes) -> int:
+    """Where the document's DOCTYPE starts, -1 without one. It follows the XML declaration, comments and
+    processing instructions, however long those are (a DOCTYPE behind a 5 KB comment still reached
+    expat, which expanded its entities), and nothing after the root element's start is one."""
+    position = _past_misc(document)
+    return position if position != -1 and document[position : position + 9].upper() == b"<!DOCTYPE" else -1
+
+
+def _root_start(document: bytes) -> int:
+    """Where the root element starts (past a DOCTYPE, whose internal subset defuse has dropped); -1 if unsure."""
+    position = _past_misc(document)
+    if position != -1 and document[position : position + 9].upper() == b"<!DOCTYPE":
+        end = document.find(b">", position)
+        position = -1 if end == -1 else _past_misc(document, end + 1)
+    return position
 
 
 def _to_raw_feed(result: Any, url: str) -> RawFeed:
@@ -210,6 +285,21 @@ def _parsed_date(value: Any) -> datetime | None:
         return None
 
 
+def _link(entry: Any) -> str:
+    """The entry's link; a permalink guid or Atom id that feedparser made the link only when it is an absolute
+    http(s) URL (as in fastpath.py). A link element's value is in `links`; one taken from the id is not."""
+    link = entry.get("link") or ""
+    if (
+        link
+        and entry.get("guidislink")
+        and link == entry.get("id")
+        and not is_web_address(link)
+        and all(other.get("href") != link for other in entry.get("links") or [])
+    ):
+        return ""
+    return str(link)
+
+
 def _to_raw_entry(entry: Any, url: str) -> RawEntry:
     base = url
     authors = tuple(
@@ -231,7 +321,7 @@ def _to_raw_entry(entry: Any, url: str) -> RawEntry:
         summary = None
     return RawEntry(
         id=str(entry.get("id") or ""),
-        link=entry.get("link") or "",
+        link=_link(entry),
         title=_text(entry.get("title_detail"), entry.get("title"), base),
         summary=summary,
         content=content,

@@ -9,8 +9,9 @@ feedparser decides in its own way — makes it decline (return None), and the ca
 The quirks reproduced here are feedparser 6's own: whitespace stripped from every text, windows-1252
 code points mapped, "double-encoded UTF-8" repaired, RSS titles that look like HTML typed as HTML,
 permalink guids and Atom ids resolved against the document URL and used as the link when there is no
-other. (feedparser's copy of the content into an absent summary is not reproduced: the feedparser path
-drops it too, as it loses the content's type.)
+other (here and in document.py, only when they are absolute http(s) URLs: feedparser takes any).
+(feedparser's copy of the content into an absent summary is not reproduced: the feedparser path drops it
+too, as it loses the content's type.)
 """
 
 from __future__ import annotations
@@ -134,6 +135,16 @@ def _resolve(uri: str) -> str:
     return fixed.group(1) + uri[fixed.end(2) :]
 
 
+_WEB_ADDRESS = re.compile(r"https?://[^/?#\s]", re.IGNORECASE)
+
+
+def is_web_address(value: str) -> bool:
+    """Whether a permalink guid (or an Atom id) may serve as the entry's link: only an absolute http(s) URL.
+    feedparser takes any for the link, and "abc123" resolved against the feed's address is a page that
+    never existed."""
+    return _WEB_ADDRESS.match(value) is not None
+
+
 def _date(value: str) -> datetime | None:
     parsed = feedparser_parse_date(value)
     if not parsed:
@@ -195,7 +206,7 @@ class _EntryBuilder:
         if value and is_link:
             value = _resolve(value)
         self.id = value
-        if is_link and self.link is None:
+        if is_link and self.link is None and is_web_address(value):
             self.link = value
 
     def add_content(self, text: RawText) -> None:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from aggregator.core.errors import ParseError
 from aggregator.core.models import Enclosure, RawEntry, RawFeed, RawText
-from aggregator.core.numbers import MAX_JSON_INTEGER
+from aggregator.core.numbers import MAX_JSON_INTEGER, read_json_count
 
 MAX_JSON_DEPTH = 64
 
@@ -80,10 +81,20 @@ def parse_json_feed(body: bytes, url: str, charset: str | None = None, header_ch
         raise ParseError(f"not a feed: invalid JSON ({error})") from None
     if isinstance(document, list):
         raise ParseError("not a feed: a JSON array, where a JSON Feed is an object")
-    if not isinstance(document, dict) or "jsonfeed.org/version/" not in _str(document.get("version")):
+    if not isinstance(document, dict):
         raise ParseError("not a feed: JSON without a jsonfeed.org version")
-    version = _str(document.get("version")).rstrip("/").rsplit("/", 1)[-1]
+    declared = document.get("version")
     items = document.get("items")
+    if "jsonfeed.org/version/" in _str(declared):
+        version = _str(declared).rstrip("/").rsplit("/", 1)[-1]
+    elif (bare := _bare_version(declared)) is not None and isinstance(items, list):
+        # Some writers put the number where the spec wants the URL; with an items list, what else it is
+        # meant to be is clear, and refusing it would lose the whole feed.
+        version = bare
+        notice = f"the JSON Feed version is {json.dumps(declared)}, not a https://jsonfeed.org/version/ URL"
+        warning = f"{warning}; {notice}" if warning else notice
+    else:
+        raise ParseError("not a feed: JSON without a jsonfeed.org version")
     if not isinstance(items, list):
         raise ParseError("not a feed: JSON Feed without an items list")
     feed_authors = _authors(document)
@@ -96,6 +107,20 @@ def parse_json_feed(body: bytes, url: str, charset: str | None = None, header_ch
         entries=entries,
         warning=warning,
     )
+
+
+_BARE_VERSION = re.compile(r"1(?:\.[0-9]{1,3})?")
+
+
+def _bare_version(value: Any) -> str | None:
+    """ "1.1", "1.0", "1" or the number 1.1: the JSON Feed 1 family written without its URL ("1.0" is "1",
+    as in the URL of that version)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or not _BARE_VERSION.fullmatch(value.strip()):
+        return None
+    version = value.strip()
+    return "1" if version in ("1.0", "1.00") else version
 
 
 def _authors(node: dict[str, Any]) -> tuple[str, ...]:
@@ -121,9 +146,7 @@ def _entry(item: dict[str, Any], url: str, feed_authors: tuple[str, ...]) -> Raw
         Enclosure(
             url=_str(a.get("url")),
             type=_str(a.get("mime_type")),
-            length=min(a["size_in_bytes"], MAX_JSON_INTEGER)
-            if isinstance(a.get("size_in_bytes"), int) and a["size_in_bytes"] >= 0
-            else 0,
+            length=read_json_count(a.get("size_in_bytes"), MAX_JSON_INTEGER) or 0,
         )
         for a in attachments
         if isinstance(a, dict) and _str(a.get("url"))

@@ -14,7 +14,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from aggregator.core import sanitize as sanitize_module
-from aggregator.core.dates import clamp_date, parse_date
+from aggregator.core.dates import clamp_date, names_unknown_zone, read_date
 from aggregator.core.fulltext import index_text
 from aggregator.core.models import Enclosure, Entry, ParsedFeed, RawEntry, RawFeed, RawText
 from aggregator.core.sanitize import (
@@ -30,7 +30,6 @@ from aggregator.core.sanitize import (
 MAX_KEY_LENGTH = 1024
 MAX_TITLE_LENGTH = 1000
 _HTML_TYPES = ("text/html", "application/xhtml+xml", "html", "xhtml")
-_CHINA = ZoneInfo("Asia/Shanghai")
 
 
 def entry_identity(feed_url: str, key: str) -> str:
@@ -177,9 +176,11 @@ def _normalize_entry(
         for e in raw.enclosures
         if (url := safe_url(e.url, document_url))
     )
-    published = parse_date(raw.published, naive_zone, local_names) or raw.published_parsed
-    updated = parse_date(raw.updated, naive_zone, local_names) or raw.updated_parsed
+    published, published_guessed = _read(raw.published, raw.published_parsed, naive_zone, local_names)
+    updated, updated_guessed = _read(raw.updated, raw.updated_parsed, naive_zone, local_names)
     chosen, flag = clamp_date(published or updated, fetched_at)
+    if not flag and (published_guessed if published else updated_guessed):
+        flag = "zone"  # kept, read in the feed's zone: only its offset is in doubt
     if updated is not None and clamp_date(updated, fetched_at)[1]:
         updated = None
     key = key or _content_key(title, summary, content)
@@ -202,13 +203,40 @@ def _normalize_entry(
     )
 
 
+def _read(
+    text: str, parsed: datetime | None, naive_zone: tzinfo, local_names: tzinfo | None
+) -> tuple[datetime | None, bool]:
+    """A date and whether its offset is a guess (`read_date`); the parser's own reading of a text ours
+    cannot read is a guess too when the text ends in a zone name the parser reads as UTC."""
+    reading, guessed = read_date(text, naive_zone, local_names)
+    if reading is None and parsed is not None:
+        return parsed, names_unknown_zone(text)
+    return reading, guessed
+
+
+# Languages spoken under one zone that shares a name with others: "CST" is +0800 in a Chinese source (not US
+# Central), "IST" +0530 in an Indian one, +0200/+0300 in an Israeli one, +0100 in an Irish one in summer.
+_LANGUAGE_ZONES = (
+    ("zh", "Asia/Shanghai"),
+    ("hi", "Asia/Kolkata"),
+    ("en-in", "Asia/Kolkata"),
+    ("he", "Asia/Jerusalem"),
+    ("iw", "Asia/Jerusalem"),
+    ("en-il", "Asia/Jerusalem"),
+    ("ga", "Europe/Dublin"),
+    ("en-ie", "Europe/Dublin"),
+)
+
+
 def _zone_of_names(naive_zone: tzinfo, language: str) -> tzinfo | None:
-    """The zone whose names ("CST", "IST") a feed's dates use: its configured `timezone`; for a Chinese
-    source without one, China's (its "CST" is +0800, not US Central)."""
+    """The zone whose names ("CST", "IST") a feed's dates use: its configured `timezone`; without one, that
+    of its language where the language says which (a Chinese source's "CST" is +0800, not US Central)."""
     if naive_zone is not UTC:
         return naive_zone
-    if language.strip().lower().startswith("zh"):
-        return _CHINA
+    language = language.strip().lower().replace("_", "-")
+    for prefix, zone in _LANGUAGE_ZONES:
+        if language == prefix or language.startswith(prefix + "-"):
+            return ZoneInfo(zone)
     return None
 
 

@@ -307,6 +307,7 @@ def render_atom(
     self_path: str,
     prev_archive: str | None,
     is_archive: bool,
+    next_archive: str | None = None,
 ) -> bytes:
     generator = _new_generator(info, entries)
     generator.atom_extras.archive = is_archive
@@ -315,6 +316,8 @@ def render_atom(
         generator.link(href=feed_url(info.base_url, feed_path(info.slug, "atom")), rel="current")
     if prev_archive:
         generator.link(href=feed_url(info.base_url, prev_archive), rel="prev-archive")
+    if next_archive:
+        generator.link(href=feed_url(info.base_url, next_archive), rel="next-archive")
     generator.link(href=info.home_page, rel="alternate", type="text/html")
     _add_entries(generator, entries, info, feed_tags)
     return bytes(generator.atom_str(pretty=True))

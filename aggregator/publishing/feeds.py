@@ -10,9 +10,11 @@ Documents are rendered by `feed_documents`. Layout under `archive_dir/feeds/` (U
 
 Entries are paged in *archive order* (when the archive first stored them, then by date): page n holds entries
 (n-1)*N+1 .. n*N of that order, and only full pages are published. A late entry with an old date therefore
-lands in the newest page, never in the middle of a page a subscriber already walked, and a full page never
-changes again unless one of its entries is edited at the source. The subscription document holds the last N
-entries of the same order, so the archive pages plus the subscription document always cover every entry.
+lands in the newest page, never in the middle of a page a subscriber already walked. Each page links the one
+before it (prev-archive) and the one after it (next-archive), so a full page changes once more, when the next
+page is made, and then never again unless one of its entries is edited at the source: its bytes, ETag and
+Last-Modified stay put. The subscription document holds the last N entries of the same order, so the archive
+pages plus the subscription document always cover every entry.
 
 Nothing is stamped with "now": a document's date is its newest entry's, so regenerating an unchanged feed
 gives identical bytes, which `write_atomic` then leaves alone (stable ETag / Last-Modified for subscribers).
@@ -56,7 +58,8 @@ log = logging.getLogger("aggregator.publish")
 
 STATE_FILE = ".publish-state.json"
 LOCK_FILE = ".publish.lock"
-RENDER_VERSION = "3"  # 2: one entry per id, sources credited as authors, edits dated; 3: secrets masked
+# 2: one entry per id, sources credited as authors, edits dated; 3: secrets masked; 4: next-archive links
+RENDER_VERSION = "4"
 
 
 @dataclass
@@ -130,8 +133,10 @@ def _plan(slug: str, rows: list[_Row], page_size: int, context: str) -> list[_Do
     documents = []
     for number in range(1, full_pages + 1):
         members = rows[(number - 1) * page_size : number * page_size]
+        # The newest page gains its next-archive link when the page after it is made: once, and never again.
+        kind = "archive" if number < full_pages else "archive, the newest"
         documents.append(
-            _Document("archive", slug, number, tuple(r.id for r in members), fingerprint("archive", number, members))
+            _Document("archive", slug, number, tuple(r.id for r in members), fingerprint(kind, number, members))
         )
     newest = rows[-page_size:]
     documents.append(
@@ -241,6 +246,7 @@ def _publish_slug(
         entries = list(archive.entries(ids=list(document.ids))) if document.ids else []
         prev_archive = archive_page_path(slug, document.number - 1 if document.kind == "archive" else document.number)
         if document.kind == "archive":
+            newest = document.number == len(rows) // settings.feed_entries
             outputs = {
                 key: render_atom(
                     info,
@@ -248,6 +254,7 @@ def _publish_slug(
                     feed_tags,
                     self_path=key,
                     prev_archive=prev_archive if document.number > 1 else None,
+                    next_archive=None if newest else archive_page_path(slug, document.number + 1),
                     is_archive=True,
                 )
             }

@@ -51,7 +51,7 @@ def m001_initial(db: Database) -> None:
             published TEXT NOT NULL,         -- ISO 8601 in the source's own offset, e.g. 2022-03-16T08:54:16+08:00
             published_utc TEXT NOT NULL,     -- the same instant in UTC, for sorting
             updated TEXT,                    -- ISO 8601 in the source's offset, when the source gave one
-            date_flag TEXT NOT NULL DEFAULT '',  -- '' | missing | future | ancient (date replaced by first seen)
+            date_flag TEXT NOT NULL DEFAULT '',  -- '' | missing | future | ancient (date replaced by first seen) | zone
             tags TEXT NOT NULL DEFAULT '[]',     -- JSON list: the entry's own categories
             enclosures TEXT NOT NULL DEFAULT '[]',  -- JSON list of {url, type, length}
             content_hash TEXT NOT NULL,

@@ -154,10 +154,11 @@ class ArchiveReads(ArchiveConnection):
         }
 
     def recent_published(self, url: str, limit: int = 20) -> list[datetime]:
-        """When the feed's latest entries were published (entries whose date the source really gave)."""
+        """When the feed's latest entries were published (entries whose date the source really gave; one
+        whose zone was a guess is hours off at most, near enough for a posting rate)."""
         rows = self.db.execute(
-            "SELECT published_utc FROM entries WHERE feed_url = ? AND date_flag = '' ORDER BY published_utc DESC"
-            " LIMIT ?",
+            "SELECT published_utc FROM entries WHERE feed_url = ? AND date_flag IN ('', 'zone')"
+            " ORDER BY published_utc DESC LIMIT ?",
             [url, limit],
         ).fetchall()
         return [t for t in (stored_time(row[0]) for row in rows) if t is not None]

@@ -678,10 +678,10 @@ def test_a_truncated_document_keeps_what_it_holds_and_says_it_was_read_in_part(
     )
     result = CliRunner().invoke(main, ["--config", str(path), "fetch-now"])
     assert result.exit_code == 0, result.output
-    assert "Feeds read only in part:" in result.output
+    assert "Feeds read with a warning:" in result.output
     [line] = [line for line in result.output.splitlines() if line.startswith(f"  {httpserver.url_for('/cut.xml')}:")]
     assert "not well-formed, read as far as it goes" in line
-    assert httpserver.url_for("/whole.xml") not in result.output.split("Feeds read only in part:")[1]
+    assert httpserver.url_for("/whole.xml") not in result.output.split("Feeds read with a warning:")[1]
     config = load_config(path)
     statuses = dict(rows(config, "SELECT url, last_status || ' ' || last_error FROM feeds"))
     assert statuses[httpserver.url_for("/cut.xml")].startswith("ok warning: not well-formed")
@@ -693,6 +693,21 @@ def test_a_truncated_document_keeps_what_it_holds_and_says_it_was_read_in_part(
     assert again.exit_code == 0, again.output
     statuses = dict(rows(config, "SELECT url, last_status || ' ' || last_error FROM feeds"))
     assert statuses[httpserver.url_for("/cut.xml")].startswith("unchanged warning: not well-formed")
+
+
+def test_a_json_feed_with_a_bare_version_number_is_archived_with_a_warning(
+    httpserver: HTTPServer, tmp_path: Path
+) -> None:
+    document = b'{"version": "1.1", "title": "J", "items": [{"id": "1", "content_text": "x"}, {"id": "2", "url": "https://j.example/2"}]}'
+    httpserver.expect_request("/feed.json").respond_with_data(document, content_type="application/feed+json")
+    path = write_config(tmp_path, [{"url": httpserver.url_for("/feed.json"), "category": "news"}], publish=False)
+    result = CliRunner().invoke(main, ["--config", str(path), "fetch-now"])
+    assert result.exit_code == 0, result.output
+    assert "Feeds read with a warning:" in result.output and "JSON Feed version is" in result.output
+    config = load_config(path)
+    assert rows(config, "SELECT count(*) FROM entries") == [(2,)]
+    [(status, error)] = rows(config, "SELECT last_status, last_error FROM feeds")
+    assert (status, error) == ("ok", 'warning: the JSON Feed version is "1.1", not a https://jsonfeed.org/version/ URL')
 
 
 def test_an_empty_config_says_it_lists_no_feeds(tmp_path: Path) -> None:

@@ -154,6 +154,19 @@ def test_cli_exits_2_without_traceback_on_bad_config(tmp_path: Path) -> None:
     assert "feeds[0].url: unsupported URL scheme 'gopher'" in result.output
 
 
+def test_a_password_with_a_raw_slash_is_named_as_the_problem_and_never_shown(tmp_path: Path) -> None:
+    path = tmp_path / "feeds.yaml"
+    for password in ("s3cr/et?x", "s3cr?et", "s3cr#et"):
+        url = f"https://user:{password}@127.0.0.1:9/feed"
+        path.write_text(f"categories: {{news: {{}}}}\nfeeds:\n  - url: '{url}'\n    category: news\n", encoding="utf-8")
+        result = CliRunner().invoke(main, ["--config", str(path), "fetch-now"])
+        assert result.exit_code == 2 and "Traceback" not in result.output
+        assert result.output.count("\n") == 1, result.output
+        assert "s3cr" not in result.output  # urlsplit's own message names what it took for a port
+        assert "feeds[0].url: the password holds a raw" in result.output, result.output
+        assert "https://***@127.0.0.1:9/feed" in result.output
+
+
 def test_missing_config_file_is_a_config_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["--config", str(tmp_path / "nope.yaml"), "fetch-now"])
     assert result.exit_code == 2

@@ -254,6 +254,21 @@ def test_redact_url_masks_credentials_and_secret_parameters_only() -> None:
         "feed 'https://h.example/f?token=***' is already configured"
     )
     assert redact_url("http://user:s3@cret@host/private") == "http://***@host/private"  # urlsplit's reading
+    # A raw "/", "?" or "#" in a password (it should be percent-encoded) hides it no better.
+    for password in ("pa/ss?x", "pa?ss", "pa#ss", "p@ss/w?rd", "1/2", "pa/ss@"):
+        for text in (f"https://user:{password}@host.example/feed", f"error: 'https://user:{password}@10.0.0.1:9/f'"):
+            assert password not in redact_url(text), text
+            assert "***@" in redact_url(text), text
+    assert redact_url("https://user:pa/ss?x@host/feed") == "https://***@host/feed"
+    # A port is no password: these addresses hold an "@" past their authority, and stay as they are.
+    for text in (
+        "https://host.example:8443/feed?author=jo@example.org",
+        "https://mastodon.example/@jo.rss",
+        "https://mastodon.example:443/@jo.rss",
+        "http://[::1]:8080/x@y",
+        "see https://h.example:80/a and mail jo@example.org",
+    ):
+        assert redact_url(text) == text
 
 
 def test_json_logs_mask_secrets_in_tracebacks_too() -> None:

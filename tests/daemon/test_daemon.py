@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import re
 import signal
 import sqlite3
 import subprocess
@@ -28,6 +29,7 @@ from typing import Any
 import pytest
 
 from aggregator.core.schedule import adaptive_interval, schedule_at
+from aggregator.daemon.runner import RESTART_SETTINGS
 from tests.conftest import REPO, write_config
 from tests.feeds import item, rss
 
@@ -236,7 +238,9 @@ def test_sighup_adds_a_feed_and_an_invalid_config_keeps_the_old_one(
     daemon = start_daemon(config, "--log-format", "json")
     wait_until(lambda: entries(config, a) == 1, daemon, "the first feed")
 
-    daemon_config(tmp_path, [{"url": a, "category": "news"}, {"url": b, "category": "news"}])
+    # The parser processes' memory cap is set when they start: a reload can only say it waits for a restart.
+    feeds = [{"url": a, "category": "news"}, {"url": b, "category": "news"}]
+    daemon_config(tmp_path, feeds, parse_memory_limit="768MB")
     daemon.send_signal(signal.SIGHUP)
     wait_until(lambda: entries(config, b) == 2, daemon, "the feed added by SIGHUP")
 
@@ -252,6 +256,15 @@ def test_sighup_adds_a_feed_and_an_invalid_config_keeps_the_old_one(
     assert len(failed) == 1 and "YAML syntax error" in failed[0]["message"]
     assert any(e.get("event") == "config_reloaded" and "1 added" in e["message"] for e in events)
     assert any(e.get("feed") == b and e.get("outcome") == "ok" for e in events)
+    partial = [e["message"] for e in events if e.get("event") == "reload_partial"]
+    assert partial and partial[0].endswith("after a restart: parse_memory_limit"), partial
+
+
+def test_the_settings_that_need_a_restart_are_the_ones_readme_names() -> None:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    sentence = readme[readme.index("Settings that need a restart") :].split(")", 1)[0]
+    named = set(re.findall(r"`([a-z_]+)`", sentence))
+    assert named == set(RESTART_SETTINGS), named ^ set(RESTART_SETTINGS)
 
 
 def test_reloads_refuse_an_emptied_file_and_publish_a_category_move_at_once(

@@ -418,3 +418,17 @@ def test_defusing_finds_a_doctype_behind_any_prolog_and_a_person_field_behind_an
     for space in ("\u00a0", "\u3000", " "):
         document = rss([item(1, author="a" * 40_000)]).replace(b"<author>", f"<author{space}>".encode())
         assert b"a" * (MAX_PERSON_FIELD + 1) not in defuse(document), repr(space)
+
+
+def test_markup_in_an_rss_author_is_flattened_before_the_cut_and_unterminated_markup_is_left_alone() -> None:
+    from aggregator.parsing.document import MAX_PERSON_FIELD, defuse
+
+    # Markup splitting a long author into short runs of text no longer hides it from the cut.
+    split = rss([item(1, author="x")]).replace(
+        b"<author>x</author>", b"<author>" + b"a" * 900 + b"<b/>" * 50 + b"a" * 900 + b"</author>"
+    )
+    assert b"<b/>" not in defuse(split) and b"a" * (MAX_PERSON_FIELD + 1) not in defuse(split)
+    # CDATA sections that never end (each one a lazy pattern would rescan to the end) stay as they are,
+    # for the parser to call the document not well-formed.
+    endless = rss([item(1, guid="x")]).replace(b"<guid>x</guid>", b"<guid><p>" + b"<![CDATA[" * 100_000 + b"</guid>")
+    assert defuse(endless) == endless

@@ -203,3 +203,81 @@ def test_feed_titles_keep_text_angle_brackets_and_lose_html_markup_on_both_paths
             parse_document(body, url, "application/xml", fast=fast), feed_url=url, fetched_at=FETCHED_AT
         )
         assert parsed.title == title, fast
+
+
+def _items(*items: str) -> bytes:
+    return (
+        '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>t</title>'
+        "<link>https://site.example/</link><description>d</description>"
+        + "".join(f"<item><title>same</title><description>same</description>{item}</item>" for item in items)
+        + "</channel></rss>"
+    ).encode()
+
+
+def test_a_guid_is_the_link_only_when_it_is_an_absolute_web_address_on_both_paths() -> None:
+    cases = [
+        ("<guid>abc123</guid>", ""),  # was https://site.example/abc123, a page that never existed
+        ("<guid>/posts/7</guid>", ""),
+        ("<guid>//site.example/posts/8</guid>", ""),
+        ("<guid>urn:uuid:1225c695</guid>", ""),
+        ("<guid>HTTPS://site.example/9</guid>", "https://site.example/9"),
+        ("<guid>http://site.example/10</guid>", "http://site.example/10"),
+        # isPermaLink is read as feedparser reads it: only "true" (the default) makes the guid a link.
+        ('<guid isPermaLink="false">http://site.example/11</guid>', ""),
+        ('<guid isPermaLink="False">http://site.example/12</guid>', ""),
+        ('<guid isPermaLink="true">tag-13</guid>', ""),
+        # A link of the item's own, relative or not, is its link as before.
+        ("<guid>abc14</guid><link>http://site.example/14</link>", "http://site.example/14"),
+        ("<link>/rel/15</link><guid>abc15</guid>", "https://site.example/rel/15"),
+        ("<guid>abc16</guid><link>/rel/16</link>", "https://site.example/rel/16"),
+    ]
+    body = _items(*(item for item, _ in cases))
+    url = "https://site.example/feed.xml"
+    assert _compare("guids.xml", body, "application/rss+xml")
+    for fast in (True, False):
+        feed = normalize_feed(parse_document(body, url, "application/rss+xml", fast=fast), feed_url=url,
+                              fetched_at=FETCHED_AT)  # fmt: skip
+        assert [entry.link for entry in feed.entries] == [link for _, link in cases], fast
+    # An Atom id is the link on the same terms.
+    atom = (
+        '<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom"><title>t</title>'
+        "<id>urn:f</id><updated>2024-01-01T00:00:00Z</updated>"
+        + "".join(
+            f"<entry><id>{i}</id><title>e</title><updated>2024-01-01T00:00:00Z</updated></entry>"
+            for i in ("123", "https://site.example/a", "tag:site.example,2024:b")
+        )
+        + "</feed>"
+    ).encode()
+    assert _compare("ids.atom", atom, "application/atom+xml")
+    for fast in (True, False):
+        feed = normalize_feed(parse_document(atom, url, "application/atom+xml", fast=fast), feed_url=url,
+                              fetched_at=FETCHED_AT)  # fmt: skip
+        assert [entry.link for entry in feed.entries] == ["", "https://site.example/a", ""], fast
+
+
+def test_guid_author_and_category_holding_markup_keep_their_text_on_both_paths() -> None:
+    body = _items(
+        "<guid><p>abc123</p></guid><author><b>Jo</b> Bloggs</author><category><span>News</span></category>",
+        '<guid isPermaLink="false">\n  <p>abc<i>124</i></p>\n</guid><category domain="d"><a href="/x">Tech</a>'
+        "<!-- a comment --> &amp; more</category><author>Ann</author>",
+        "<guid><![CDATA[<p>abc125</p>]]></guid><author>Al <b>&lt;al@site.example&gt;</b></author>",
+    )
+    url = "https://site.example/feed.xml"
+    # Both parsers read the same text (the fast path takes the document whole).
+    assert _compare("markup.xml", body, "application/rss+xml")
+    for fast in (True, False):
+        feed = normalize_feed(parse_document(body, url, "application/rss+xml", fast=fast), feed_url=url,
+                              fetched_at=FETCHED_AT)  # fmt: skip
+        # Items alike but for their guids stay apart: a lost guid made them one entry, keyed by their content.
+        assert [entry.key for entry in feed.entries] == ["abc123", "abc124", "<p>abc125</p>"], fast
+        assert [entry.author for entry in feed.entries] == ["Jo Bloggs", "Ann", "Al"], fast
+        assert [entry.tags for entry in feed.entries] == [("News",), ("Tech & more",), ()], fast
+        assert [entry.link for entry in feed.entries] == ["", "", ""], fast
+
+    # An author made of name and e-mail elements is a person feedparser reads as such (the fast path leaves
+    # it to feedparser): it stays as it was.
+    body = _items("<guid>x</guid><author><name>Ann</name><email>ann@site.example</email></author>")
+    for fast in (True, False):
+        [entry] = normalize_feed(parse_document(body, url, "application/rss+xml", fast=fast), feed_url=url,
+                                 fetched_at=FETCHED_AT).entries  # fmt: skip
+        assert entry.author == "Ann", fast

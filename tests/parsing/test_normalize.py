@@ -10,7 +10,7 @@ import pytest
 
 from aggregator.core.dates import parse_date
 from aggregator.core.errors import ParseError
-from aggregator.core.models import RawEntry, RawFeed, RawText
+from aggregator.core.models import Entry, RawEntry, RawFeed, RawText
 from aggregator.core.sanitize import html_to_text
 from aggregator.parsing.document import parse_document
 from aggregator.parsing.normalize import entry_identity, normalize_entry, normalize_feed
@@ -180,6 +180,43 @@ def test_json_feed_in_another_encoding_and_with_odd_ids() -> None:
     ).encode()
     [entry] = normalize_feed(parse_document(body, "https://j.example/f.json"), feed_url="f", fetched_at=NOW).entries
     assert entry.key.startswith("sha256:") and entry.enclosures[0].length == 0  # a long key is hashed
+
+
+def test_json_feed_with_a_bare_version_number_is_read_and_says_so() -> None:
+    item_ = {"id": "1", "content_text": "x"}
+    attachment = {"url": "https://j.example/a.mp3", "mime_type": "audio/mpeg", "size_in_bytes": 5000000.0}
+    for version, format_ in (
+        ("1.1", "JSON Feed 1.1"),
+        ("1.0", "JSON Feed 1"),
+        ("1", "JSON Feed 1"),
+        (1.1, "JSON Feed 1.1"),
+    ):
+        document = {"version": version, "title": "t", "items": [item_ | {"attachments": [attachment]}]}
+        raw = parse_document(json.dumps(document).encode(), "https://j.example/feed.json")
+        assert raw.format == format_
+        assert raw.warning == f"the JSON Feed version is {json.dumps(version)}, not a https://jsonfeed.org/version/ URL"
+        [entry] = normalize_feed(raw, feed_url="https://j.example/feed.json", fetched_at=NOW).entries
+        # A whole number written as a float (JavaScript and many JSON writers do) is still a byte count.
+        assert entry.enclosures[0].length == 5000000
+    for version in ("2.0", "1.1beta", None, True):
+        body = json.dumps({"version": version, "items": []}).encode()
+        with pytest.raises(ParseError, match=r"JSON without a jsonfeed\.org version"):
+            parse_document(body, "https://j.example/feed.json")
+    # Without an items list, a "version": "1.0" is any JSON document's (an API's, a manifest's).
+    with pytest.raises(ParseError, match=r"JSON without a jsonfeed\.org version"):
+        parse_document(b'{"version": "1.0", "items": {}}', "https://j.example/feed.json")
+    sizes = [5000000.5, -1.0, 1e300, float("inf"), float("nan"), 7]
+    document = {
+        "version": "https://jsonfeed.org/version/1.1",
+        "items": [
+            {
+                "id": "1",
+                "attachments": [{"url": f"https://j.example/{n}", "size_in_bytes": s} for n, s in enumerate(sizes)],
+            }
+        ],
+    }
+    raw = parse_document(json.dumps(document).encode(), "https://j.example/feed.json")
+    assert [e.length for e in raw.entries[0].enclosures] == [0, 0, 2**53 - 1, 0, 0, 7]
 
 
 @pytest.mark.parametrize(
@@ -366,3 +403,96 @@ def test_cst_is_china_standard_time_for_a_chinese_source_and_us_central_elsewher
     assert published("<language>zh-cn</language>", date="Wed, 16 Mar 2022 08:54:16 EST") == "2022-03-16T08:54:16-05:00"
     assert published("", ZoneInfo("Asia/Kolkata"), "Wed, 16 Mar 2022 08:54:16 IST") == "2022-03-16T08:54:16+05:30"
     assert published("<language>zh</language>", date="Wed, 16 Mar 2022 08:54:16 +0900") == "2022-03-16T08:54:16+09:00"
+
+
+def _dated(version: str, date: str, language: str = "", zone: ZoneInfo | None = None) -> Entry:
+    rss = (
+        f"<rss version='{version}'><channel><title>t</title><link>http://a.example/</link>"
+        f"<description>d</description>{language}<item><title>x</title><link>http://a.example/1</link>"
+        f"<description>d</description><pubDate>{date}</pubDate></item></channel></rss>"
+    ).encode()
+    options = {"naive_zone": zone} if zone else {}
+    raw = parse_document(rss, "http://a.example/f")
+    [entry] = normalize_feed(raw, feed_url="f", fetched_at=datetime(2026, 1, 1, tzinfo=UTC), **options).entries
+    return entry
+
+
+@pytest.mark.parametrize("version", ["2.0", "0.91"])  # the fast parser, and feedparser
+@pytest.mark.parametrize(
+    ("zone", "offset"),
+    [
+        ("CEST", "+02:00"),
+        ("CET", "+01:00"),
+        ("MESZ", "+02:00"),
+        ("BST", "+01:00"),
+        ("WEST", "+01:00"),
+        ("EEST", "+03:00"),
+        ("MSK", "+03:00"),
+        ("JST", "+09:00"),
+        ("KST", "+09:00"),
+        ("HKT", "+08:00"),
+        ("SGT", "+08:00"),
+        ("AEST", "+10:00"),
+        ("AEDT", "+11:00"),
+        ("ACST", "+09:30"),
+        ("AWST", "+08:00"),
+        ("NZST", "+12:00"),
+        ("NZDT", "+13:00"),
+        ("HST", "-10:00"),
+        ("cest", "+02:00"),
+        ("GMT", "+00:00"),
+        ("EDT", "-04:00"),
+    ],
+)
+def test_named_time_zones_are_read_at_their_offset(version: str, zone: str, offset: str) -> None:
+    for date in (
+        f"Tue, 15 Jul 2025 10:00:00 {zone}",
+        f"2025-07-15 10:00:00 {zone}",
+        f"Tue Jul 15 10:00:00 {zone} 2025",
+    ):
+        entry = _dated(version, date)
+        assert (entry.published.isoformat(), entry.date_flag) == (f"2025-07-15T10:00:00{offset}", ""), date
+    # An offset written beside the name is the offset.
+    entry = _dated(version, f"Tue, 15 Jul 2025 10:00:00 +0530 {zone}")
+    assert entry.published.isoformat() == "2025-07-15T10:00:00+05:30"
+
+
+@pytest.mark.parametrize("version", ["2.0", "0.91"])
+def test_an_ambiguous_or_unknown_zone_follows_the_feeds_zone_or_is_flagged(version: str) -> None:
+    # IST is India's, Ireland's and Israel's: the feed's timezone or language tells which, else it is flagged.
+    ist = "Tue, 15 Jul 2025 10:00:00 IST"
+    assert _dated(version, ist, zone=ZoneInfo("Asia/Kolkata")).published.isoformat() == "2025-07-15T10:00:00+05:30"
+    assert _dated(version, ist, zone=ZoneInfo("Europe/Dublin")).published.isoformat() == "2025-07-15T10:00:00+01:00"
+    winter = "Wed, 15 Jan 2025 10:00:00 IST"  # Israel's summer time is IDT
+    assert _dated(version, winter, zone=ZoneInfo("Asia/Jerusalem")).published.isoformat() == "2025-01-15T10:00:00+02:00"
+    for language, date, expected in (
+        ("en-IN", ist, "2025-07-15T10:00:00+05:30"),
+        ("hi", ist, "2025-07-15T10:00:00+05:30"),
+        ("he", winter, "2025-01-15T10:00:00+02:00"),
+        ("en-ie", ist, "2025-07-15T10:00:00+01:00"),
+    ):
+        entry = _dated(version, date, f"<language>{language}</language>")
+        assert (entry.published.isoformat(), entry.date_flag) == (expected, ""), language
+    for date in (ist, "Tue, 15 Jul 2025 10:00:00 XYZT", "Tue, 15 Jul 2025 10:00:00 A", "2025-07-15 10:00:00 IST"):
+        entry = _dated(version, date, "<language>en</language>")
+        # Read as the feed's zone (UTC, unset), never silently: the flag says the offset is a guess.
+        assert (entry.published.isoformat(), entry.date_flag) == ("2025-07-15T10:00:00+00:00", "zone"), date
+        entry = _dated(version, date, zone=ZoneInfo("America/New_York"))
+        assert (entry.published.isoformat(), entry.date_flag) == ("2025-07-15T10:00:00-04:00", "zone"), date
+    # A date past tomorrow is still "future", whatever its zone.
+    assert _dated(version, "Tue, 15 Jul 2031 10:00:00 IST").date_flag == "future"
+
+
+def test_a_parsers_reading_of_a_date_ending_in_a_zone_name_it_does_not_know_is_a_guess() -> None:
+    from aggregator.core.dates import names_unknown_zone
+
+    # feedparser reads any name it does not know as UTC: where its reading is used, such a date is flagged.
+    for text in ("15 July 2025 10:00:00 CEST", "Tue, 15 Jul 2025 10:00 IST", "2025-07-15 10:00 XYZT"):
+        assert names_unknown_zone(text), text
+    for text in ("Tue, 15 Jul 2025 10:00 GMT", "Tue, 15 Jul 2025 10:00 EDT", "15 July", "2025-07-15T10:00:00Z", ""):
+        assert not names_unknown_zone(text), text
+    read = datetime(2023, 7, 15, 10, 0, tzinfo=UTC)
+    for text, flag in (("day 15 2023 XYZT", "zone"), ("day 15 2023 GMT", "")):
+        raw = RawEntry(id="1", published=text, published_parsed=read)
+        [entry] = normalize_feed(_feed(raw), feed_url="f", fetched_at=NOW).entries
+        assert (entry.published, entry.date_flag) == (read, flag), text

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import itertools
 import json
 import shutil
 from dataclasses import replace
@@ -209,28 +210,50 @@ def test_archive_pages_cover_every_entry(config: Config) -> None:
         seen = [item.id for document in documents for item in document.entries]
         assert set(seen) == expected
         assert all(len(document.entries) <= 2 for document in documents)
-        # Archive pages say so, point back at the subscription document, and never at a page not yet full.
-        for document in documents[1:]:
+        # Archive pages say so, point back at the subscription document and on to the next page (RFC 5005's
+        # next-archive), and never at a page not yet full: the newest page has none.
+        for newer, document in itertools.pairwise(documents):
             links = {link.rel: link.href for link in document.feed.links}
             assert links["current"] == feed_url(config.settings.base_url, feed_path(slug, "atom"))
-            assert "next-archive" not in links
+            if newer is documents[0]:
+                assert "next-archive" not in links
+            else:
+                assert links["next-archive"] == {link.rel: link.href for link in newer.feed.links}["self"]
     tree = etree.parse(str(feeds_root(config) / archive_page_path(ALL, 1)))
     assert tree.getroot().find(f"{{{HISTORY_NS}}}archive") is not None
     current = etree.parse(str(feeds_root(config) / "all.atom"))
     assert current.getroot().find(f"{{{HISTORY_NS}}}archive") is None
 
 
-def test_full_archive_pages_never_change(config: Config) -> None:
+def test_a_full_archive_page_changes_once_when_the_next_one_is_made_and_never_after(config: Config) -> None:
     config = replace(config, settings=replace(config.settings, feed_entries=2))
     publish(config)
-    page = feeds_root(config) / archive_page_path("tech", 1)
-    before, mtime = page.read_bytes(), page.stat().st_mtime_ns
-    # A late entry lands after everything stored before it, whatever its date.
-    add_odd_entry(config, fetched_at=datetime.now(UTC) + timedelta(seconds=5))
-    report = publish(config, {"tech"})
-    assert report.feeds == ["tech", ALL]
-    assert page.read_bytes() == before and page.stat().st_mtime_ns == mtime
-    assert feeds_root(config) / "tech.atom" in report.written
+    pages = sorted((feeds_root(config) / "archive" / "tech").glob("*.atom"), key=lambda path: int(path.stem))
+    *older, newest = pages
+    before = {page: (page.read_bytes(), page.stat().st_mtime_ns) for page in pages}
+    # Late entries land after everything stored before them, whatever their dates: enough of them to fill
+    # the page in the making.
+    later = datetime.now(UTC) + timedelta(seconds=5)
+    for number in range(1, 3 - len(stored(config, "tech")) % 2):
+        add_odd_entry(config, number=number, fetched_at=later + timedelta(seconds=number))
+        report = publish(config, {"tech"})
+        assert report.feeds == ["tech", ALL]
+    made = feeds_root(config) / archive_page_path("tech", len(pages) + 1)
+    assert made.is_file() and made not in before
+    # The newest page changed once, to link the page made after it; the older ones did not.
+    links = {link.rel: link.href for link in feedparser.parse(newest.read_bytes()).feed.links}
+    assert links["next-archive"] == feed_url(config.settings.base_url, archive_page_path("tech", len(pages) + 1))
+    assert newest.read_bytes() != before[newest][0]
+    for page in older:
+        assert (page.read_bytes(), page.stat().st_mtime_ns) == before[page]
+    # From then on its bytes, and so its ETag (a hash of them) and Last-Modified, stay as they are.
+    after = {page: (page.read_bytes(), page.stat().st_mtime_ns) for page in [*pages, made]}
+    for number in range(3, 6):
+        add_odd_entry(config, number=number, fetched_at=later + timedelta(seconds=number))
+        publish(config, {"tech"})
+    publish(config)
+    for page in pages:
+        assert (page.read_bytes(), page.stat().st_mtime_ns) == after[page]
     ids = {item.id for document in walk_atom(config, "tech") for item in document.entries}
     assert entry_iri(EXTRA_FEED, "1234", config.settings.base_url) in ids
     assert len(ids) == len(stored(config, "tech"))

@@ -32,8 +32,6 @@ SITE = SiteInfo(
 
 
 def seed_text() -> str:
-    if not SEED.is_file():
-        pytest.skip(f"the sample post {SEED} is not on this machine")
     return SEED.read_text(encoding="utf-8")
 
 

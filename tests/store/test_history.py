@@ -81,3 +81,19 @@ def test_history_shows_revisions_and_a_unified_diff(httpserver: HTTPServer, make
     assert [v["revision"] for v in kept] == [1, 2] and kept[0]["superseded_at"] and kept[1]["superseded_at"] is None
     code, out, _err = run(config.path, "show", entry_id)
     assert f"revision:  2  (see `aggregator history {entry_id[:8]}`)" in out
+
+
+def test_show_says_when_a_dates_zone_was_a_guess(httpserver: HTTPServer, make_config: Callable[..., Config]) -> None:
+    dates = ["Tue, 15 Jul 2025 10:00:00 CEST", "Tue, 15 Jul 2025 10:00:00 IST"]
+    body = rss([item(n, pubDate=date) for n, date in enumerate(dates)])
+    httpserver.expect_request("/f").respond_with_data(body, content_type="application/rss+xml")
+    config = make_config([{"url": httpserver.url_for("/f"), "category": "news"}])
+    run_update(config)
+    with Archive.open(config.settings.database_path) as archive:
+        cest, ist = sorted(archive.entries(), key=lambda entry: entry.title)
+    assert (cest.published.isoformat(), cest.date_flag) == ("2025-07-15T10:00:00+02:00", "")
+    assert (ist.published.isoformat(), ist.date_flag) == ("2025-07-15T10:00:00+00:00", "zone")
+    out = run(config.path, "show", cest.id)[1]
+    assert "published: 2025-07-15 10:00:00 +0200\n" in out
+    out = run(config.path, "show", ist.id)[1]
+    assert "published: 2025-07-15 10:00:00 +0000  (its zone name is ambiguous or unknown" in out
