@@ -11,8 +11,10 @@ How it fits together (one asyncio loop, one process):
   so feeds falling due together reuse connections and never exceed `concurrency` in flight.
 - Outcomes with new or changed entries feed a debounced publisher: one republication per burst.
 - SIGHUP reloads feeds.yaml (jobs added, removed, rescheduled; an invalid file is logged and ignored);
-  SIGTERM/SIGINT stop scheduling and give in-flight polls `shutdown_grace` seconds; a second signal exits
-  at once. One daemon per archive (daemon.lock.DaemonLock).
+  SIGTERM/SIGINT stop scheduling and give in-flight polls and the publish under way `shutdown_grace`
+  seconds; then parser processes are killed and a publish is abandoned (SHUTDOWN_MARGIN bounds the rest,
+  and a watchdog ends the process past it). A second signal exits at once. One daemon per archive
+  (daemon.lock.DaemonLock).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import logging
 import os
 import random
 import signal
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -39,7 +42,7 @@ from aggregator.configuration.load import load_config
 from aggregator.core.errors import AggregatorError, ConfigError, StorageError
 from aggregator.core.models import Config, FeedConfig, UpdateOutcome
 from aggregator.core.schedule import JITTER_FRACTION, MAX_JITTER
-from aggregator.daemon.publisher import DebouncedPublisher
+from aggregator.daemon.publisher import DebouncedPublisher, in_daemon_thread
 from aggregator.daemon.schedule import feed_interval, next_run
 from aggregator.fetching.client import HostLimiter, HttpClient
 from aggregator.parse_workers import ParserPool
@@ -52,6 +55,10 @@ log = logging.getLogger("aggregator.daemon")
 
 BATCH_WINDOW = 0.25  # feeds falling due within this many seconds of each other share one update_feeds call
 NEXT_DUE_EVERY = 2.0  # seconds between writes of the scheduler's next runs to the archive (for `status`)
+# Seconds past shutdown_grace for what stopping does once the grace is over (killing parser processes,
+# storing what was fetched, closing connections). Past it, a watchdog ends the process: deploy/ gives
+# systemd and Docker shutdown_grace + 15 s before they kill it.
+SHUTDOWN_MARGIN = 5.0
 # Settings baked into the shared client, parser pool and limiter, or into the process: a reload logs
 # that they need a restart instead of half-applying them.
 RESTART_SETTINGS = (
@@ -105,6 +112,7 @@ class Daemon:
         self._wake = asyncio.Event()
         self._room = asyncio.Event()
         self._signals = 0
+        self._stop_deadline = 0.0  # loop time at which the grace period ends
         self._reloading: asyncio.Task[None] | None = None
         self._reload_again = False
         self._next_due: dict[str, datetime] = {}  # the scheduler's next runs, not yet in the archive
@@ -124,6 +132,7 @@ class Daemon:
                 HttpClient(settings) as client,
                 ParserPool(settings.parse_workers, settings.parse_timeout, settings.parse_memory_limit) as parser,
             ):
+                self._parser = parser
                 limiter = HostLimiter(settings.per_host_concurrency, settings.per_host_delay)
                 self._update: Updater = functools.partial(update_feeds, client=client, parser=parser, limiter=limiter)
                 self.scheduler = AsyncIOScheduler(
@@ -155,7 +164,6 @@ class Daemon:
                 with contextlib.suppress(asyncio.CancelledError):
                     await due_recorder
                 await self._record_next_due()
-        log.info("daemon stopped", extra={"event": "stopped"})
         return 0
 
     def _on_stop_signal(self, sig: int) -> None:
@@ -172,6 +180,8 @@ class Daemon:
             grace,
             extra={"event": "stopping"},
         )
+        self._stop_deadline = asyncio.get_running_loop().time() + grace
+        _arm_watchdog(grace + SHUTDOWN_MARGIN)
         self.stopping.set()
 
     def _on_reload_signal(self) -> None:
@@ -227,31 +237,48 @@ class Daemon:
             config = dataclasses.replace(config, settings=dataclasses.replace(config.settings, **kept))
         self._apply_config(config)
 
+    def _grace_left(self) -> float:
+        return max(0.0, self._stop_deadline - asyncio.get_running_loop().time())
+
     async def _shutdown(
         self, batcher: asyncio.Task[None], server: tuple[asyncio.Event, asyncio.Task[None]] | None
     ) -> None:
-        grace = self.config.settings.shutdown_grace
+        """Everything in flight shares the grace period: polls, then the publish under way and what is left
+        to publish. Past it, parser processes are killed (one may be busy for long on a pathological
+        document, or frozen) and a publish is abandoned (its files are replaced whole; the next publish,
+        by the next daemon or any command, completes it)."""
         self.scheduler.shutdown(wait=False)  # no new polls; job coroutines waiting in the queue are cancelled
         batcher.cancel()
         self.pending.clear()
         if self.batches:
-            log.info("waiting up to %gs for %d feed(s) in flight", grace, self.in_flight)
-            _done, late = await asyncio.wait(set(self.batches), timeout=grace)
+            log.info("waiting up to %gs for %d feed(s) in flight", self._grace_left(), self.in_flight)
+            _done, late = await asyncio.wait(set(self.batches), timeout=self._grace_left())
             if late:
                 log.warning(
                     "grace period over: abandoning %d feed(s) still in flight (they are polled again next time)",
                     self.in_flight,
                     extra={"event": "abandoned"},
                 )
+                self._parser.kill()  # first: a killed worker also gives up the archive's write turn it held
                 for task in late:
                     task.cancel()
                 # update_feeds stores what it had already fetched before it returns from a cancel.
-                await asyncio.wait(late)
-        await self.publisher.flush()
+                await asyncio.wait(late, timeout=SHUTDOWN_MARGIN)
+        if self.publisher.busy:
+            try:
+                await asyncio.wait_for(self.publisher.flush(), self._grace_left())
+            except TimeoutError:
+                log.warning(
+                    "grace period over: abandoning the publish under way (files are replaced whole; the next "
+                    "publish completes it)",
+                    extra={"event": "publish_abandoned"},
+                )
         if server is not None:
             stop, task = server
             stop.set()
-            await task
+            _done, running = await asyncio.wait({task}, timeout=SHUTDOWN_MARGIN)
+            for late_task in running:
+                late_task.cancel()
 
     # --- configuration and scheduling --------------------------------------------------------------
 
@@ -465,9 +492,13 @@ class Daemon:
 
         started = time.monotonic()
         try:
-            # In a thread: rendering is CPU and disk work the polling loop should not wait for. Files are
-            # written atomically (rename), so a stop mid-publish never leaves a half-written file.
-            await asyncio.to_thread(self._publish_from_own_connection, publish_outputs, categories, entry_ids)
+            # In a thread: rendering is CPU and disk work the polling loop should not wait for; a daemon
+            # thread, so that a publish still running past the grace period does not keep the process.
+            # Files are written atomically (rename), so a stop mid-publish never leaves a half-written file.
+            await in_daemon_thread(
+                functools.partial(self._publish_from_own_connection, publish_outputs, categories, entry_ids),
+                "publish",
+            )
         except AggregatorError as error:
             self.metrics.publish_failures += 1
             log.error("republishing failed: %s", error, extra={"event": "publish_failed"})
@@ -514,10 +545,28 @@ class Daemon:
         return stop, task
 
 
+def _arm_watchdog(seconds: float) -> None:
+    """End the process `seconds` from now if it is still running: the last resort of a bounded stop (a
+    thread stuck in a system call, on a hung disk, cannot be cancelled)."""
+
+    def overrun() -> None:
+        log.error("still running %gs after the stop signal: exiting now", seconds, extra={"event": "killed"})
+        for handler in logging.getLogger().handlers:
+            handler.flush()
+        os._exit(1)
+
+    timer = threading.Timer(seconds, overrun)
+    timer.daemon = True
+    timer.start()
+
+
 def run_daemon(config_path: Path, *, serve: bool = False) -> int:
     """Entry point for `aggregator daemon`: take the lock, run until stopped, return the exit status."""
     from aggregator.daemon.lock import DaemonLock
 
     config = load_config(config_path)
     with DaemonLock(config.settings.archive_dir):
-        return asyncio.run(Daemon(config, serve=serve).run())
+        status = asyncio.run(Daemon(config, serve=serve).run())
+    # Only now is it true: the loop's threads are joined, parser processes gone, the lock released.
+    log.info("daemon stopped", extra={"event": "stopped"})
+    return status

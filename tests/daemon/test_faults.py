@@ -1,0 +1,147 @@
+"""The daemon under faults, as operators meet them: a parser process that freezes, a publish that never ends,
+a full disk, a `fetch-now` beside it, reloads while feeds fail. Real subprocess daemon, real signals, a real
+local feed server, real SQLite files (and a real tmpfs for the full disk).
+
+As in test_daemon.py, what is asserted about time are generous upper bounds on stopping and the lower
+bounds the daemon promises (backoff, intervals).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import pytest
+
+from tests.daemon.harness import FeedServer, Route, daemon_config, entries, fresh_item, wait_until
+
+GRACE = 2.0
+STOP_MARGIN = 10.0  # generous: a loaded CI machine, Python's own exit; the daemon's own bound is 5 s
+
+
+# --- processes, seen through /proc -------------------------------------------------------------------
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        # pid (comm) state ppid ...: comm may hold spaces and parentheses, so split after the last ')'.
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            found.append(int(entry))
+    return found
+
+
+def state(pid: int) -> str | None:
+    """The process's state letter (R, S, T for stopped, Z for a zombie), None once it is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return None
+
+
+def parser_workers(daemon: int) -> list[int]:
+    """The daemon's parser processes: children of its fork server, itself a child of the daemon."""
+    return [worker for child in children(daemon) for worker in children(child)]
+
+
+@pytest.fixture
+def frozen() -> Iterator[list[int]]:
+    """Processes the test stops with SIGSTOP; killed at the end whatever happened."""
+    pids: list[int] = []
+    yield pids
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def stop_within(process: subprocess.Popen[str], bound: float, frozen: Sequence[int] = ()) -> tuple[int, str, float]:
+    """SIGTERM, then wait at most `bound` seconds for the exit; returns (code, log, seconds taken)."""
+    started = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    try:
+        _out, err = process.communicate(timeout=bound)
+    except subprocess.TimeoutExpired:
+        for pid in [process.pid, *frozen]:  # the frozen ones hold the log pipe open too
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        _out, err = process.communicate()
+        pytest.fail(f"the daemon was still running {bound:g}s after SIGTERM: {err}")
+    return process.returncode, err, time.monotonic() - started
+
+
+# --- 1. stopping within shutdown_grace, whatever runs ---------------------------------------------------
+
+
+def test_sigterm_stops_within_the_grace_while_a_parser_process_is_frozen(
+    tmp_path: Path,
+    feed_server: FeedServer,
+    start_daemon: Callable[..., subprocess.Popen[str]],
+    frozen: list[int],
+) -> None:
+    feed_server.routes["/a"] = Route(items=[fresh_item(1)])
+    a = feed_server.url("/a")
+    # The pool's own deadline (twice parse_timeout) is far away: only the shutdown can end the wait.
+    config = daemon_config(tmp_path, [{"url": a, "category": "news"}], shutdown_grace=f"{GRACE:g}s", parse_timeout="5m")
+    daemon = start_daemon(config, "--log-format", "json")
+    wait_until(lambda: entries(config, a) == 1, daemon, "the first entry")
+    workers = parser_workers(daemon.pid)
+    assert workers, "no parser process found"
+    for pid in workers:
+        os.kill(pid, signal.SIGSTOP)  # what a parser spinning on a pathological document looks like from outside
+        frozen.append(pid)
+    polled = len(feed_server.hits("/a"))
+    feed_server.routes["/a"].items.insert(0, fresh_item(2))  # a new document: it goes to the frozen worker
+    wait_until(lambda: len(feed_server.hits("/a")) > polled, daemon, "the changed feed fetched")
+    time.sleep(1)
+
+    code, log, seconds = stop_within(daemon, GRACE + STOP_MARGIN, frozen)
+    assert code == 0, log
+    events = [json.loads(line) for line in log.splitlines()]
+    assert events[-1]["event"] == "stopped", events[-1]  # said when true: the last thing the daemon does
+    assert any(e.get("event") == "abandoned" for e in events), log
+    assert "Traceback" not in log
+    assert seconds >= GRACE * 0.9  # the poll in flight had its grace
+    # The frozen parser was killed, not left behind stopped.
+    deadline = time.monotonic() + 10
+    while any(state(pid) not in (None, "Z") for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert all(state(pid) in (None, "Z") for pid in workers), [state(pid) for pid in workers]
+
+
+def test_sigterm_stops_within_the_grace_while_a_publish_never_ends(
+    tmp_path: Path, feed_server: FeedServer, start_daemon: Callable[..., subprocess.Popen[str]]
+) -> None:
+    feed_server.routes["/a"] = Route(items=[fresh_item(1)])
+    a = feed_server.url("/a")
+    templates = tmp_path / "templates" / "html"
+    templates.mkdir(parents=True)
+    # An operator's template that renders for hours: the publish runs in a thread no one can interrupt.
+    (templates / "post.html").write_text("{% for i in range(10 ** 10) %}{% endfor %}", encoding="utf-8")
+    config = daemon_config(
+        tmp_path,
+        [{"url": a, "category": "news"}],
+        shutdown_grace=f"{GRACE:g}s",
+        publish=True,
+        templates_dir="templates",
+    )
+    daemon = start_daemon(config, "--log-format", "json")
+    wait_until(lambda: entries(config, a) == 1, daemon, "the first entry")
+    time.sleep(4)  # the debounced publish starts two seconds after the last change
+
+    code, log, _seconds = stop_within(daemon, GRACE + STOP_MARGIN)
+    assert code == 0, log
+    events = [json.loads(line) for line in log.splitlines()]
+    assert any(e.get("event") == "publish_abandoned" for e in events), log
+    assert events[-1]["event"] == "stopped", events[-1]
