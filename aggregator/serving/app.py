@@ -316,6 +316,9 @@ def build_server(
         access_log=log_level in ("debug", "info"),
         server_header=False,
         proxy_headers=False,
+        # uvicorn's loggers propagate to the handler the command set up (cli/logsetup: text or JSON lines,
+        # addresses redacted) instead of writing to stderr in uvicorn's own format.
+        log_config=None,
         # Embedded, the host bounds its own stop (the daemon's shutdown_grace): a client still reading a
         # response after that long is cut off rather than waited for.
         timeout_graceful_shutdown=EMBEDDED_STOP_TIMEOUT if embedded else None,

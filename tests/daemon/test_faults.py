@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.daemon.harness import FeedServer, Route, daemon_config, entries, fresh_item, wait_until
+from tests.daemon.harness import FeedServer, Route, daemon_config, entries, fresh_item, stop, wait_until
 
 GRACE = 2.0
 STOP_MARGIN = 10.0  # generous: a loaded CI machine, Python's own exit; the daemon's own bound is 5 s
@@ -145,3 +146,31 @@ def test_sigterm_stops_within_the_grace_while_a_publish_never_ends(
     events = [json.loads(line) for line in log.splitlines()]
     assert any(e.get("event") == "publish_abandoned" for e in events), log
     assert events[-1]["event"] == "stopped", events[-1]
+
+
+# --- 6. the embedded server's own log lines ------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_the_servers_own_log_lines_follow_the_log_format(
+    tmp_path: Path, feed_server: FeedServer, start_daemon: Callable[..., subprocess.Popen[str]]
+) -> None:
+    feed_server.routes["/a"] = Route(items=[fresh_item(1)])
+    a = feed_server.url("/a")
+    port = free_port()
+    config = daemon_config(tmp_path, [{"url": a, "category": "news"}], serve_port=port)
+    daemon = start_daemon(config, "--serve", "--log-format", "json")
+    wait_until(lambda: entries(config, a) == 1, daemon, "the first entry")
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as client:
+        client.sendall(b"NOT HTTP AT ALL\r\n\r\n")  # uvicorn logs a warning of its own about it
+        assert client.recv(100).startswith(b"HTTP/1.1 400")
+
+    code, log = stop(daemon)
+    assert code == 0, log
+    events = [json.loads(line) for line in log.splitlines()]  # every line, uvicorn's too
+    assert any(e["logger"].startswith("uvicorn") and "Invalid HTTP request" in e["message"] for e in events), log
