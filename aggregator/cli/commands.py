@@ -262,7 +262,7 @@ def status_command(ctx: click.Context, as_json: bool) -> None:
       aggregator status
       aggregator status --json | jq '.[] | select(.consecutive_errors > 0)'
     """
-    from aggregator.serving.metrics import feed_rows, status_table, summarize, summary_line
+    from aggregator.serving.status import feed_rows, status_table, summarize, summary_line
 
     config = load(ctx)
     statuses = []

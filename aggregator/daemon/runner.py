@@ -32,22 +32,22 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from aggregator.configuration.load import load_config
-from aggregator.core.errors import AggregatorError, ConfigError, StorageError
+from aggregator.core.errors import ConfigError, StorageError
 from aggregator.core.models import Config, FeedConfig, UpdateOutcome
 from aggregator.core.schedule import JITTER_FRACTION, MAX_JITTER
-from aggregator.daemon.publisher import DebouncedPublisher, in_daemon_thread
+from aggregator.daemon.outputs import DaemonOutputs
+from aggregator.daemon.publisher import DebouncedPublisher
 from aggregator.daemon.schedule import feed_interval, next_run
 from aggregator.fetching.client import HostLimiter, HttpClient
 from aggregator.parse_workers import ParserPool
 from aggregator.pipeline import RunSummary, update_feeds
-from aggregator.serving.metrics import DaemonMetrics, feed_rows, health_app
+from aggregator.serving.metrics import DaemonMetrics
 from aggregator.store.archive import Archive
 from aggregator.store.reads import ScheduleRow
 
@@ -96,7 +96,7 @@ def catch_early_reloads() -> None:
     signal.signal(signal.SIGHUP, remember)
 
 
-class Daemon:
+class Daemon(DaemonOutputs):
     def __init__(self, config: Config, *, serve: bool = False) -> None:
         self.config = config
         self.serve = serve
@@ -472,77 +472,6 @@ class Daemon:
         future = self.waiters.get(url)
         if future is not None and not future.done():
             future.set_result(outcome)
-
-    # --- publishing and serving ----------------------------------------------------------------------
-
-    def _publish_from_own_connection(
-        self, publish_outputs: Callable[..., object], categories: set[str], entry_ids: set[str]
-    ) -> None:
-        """Publishing reads through a connection of its own: the shared one may be inside a poll's write
-        transaction in another thread, and a second connection reads a consistent snapshot (WAL)."""
-        with Archive.open(self.config.settings.database_path) as archive:
-            publish_outputs(self.config, archive, categories=categories, entry_ids=entry_ids)
-
-    async def _publish(self, categories: set[str], entry_ids: set[str]) -> None:
-        if not self.config.settings.publish:
-            return
-        from aggregator.publishing.outputs import (
-            publish_outputs,  # imported late: publishing pulls in feedgen and jinja2
-        )
-
-        started = time.monotonic()
-        try:
-            # In a thread: rendering is CPU and disk work the polling loop should not wait for; a daemon
-            # thread, so that a publish still running past the grace period does not keep the process.
-            # Files are written atomically (rename), so a stop mid-publish never leaves a half-written file.
-            await in_daemon_thread(
-                functools.partial(self._publish_from_own_connection, publish_outputs, categories, entry_ids),
-                "publish",
-            )
-        except AggregatorError as error:
-            self.metrics.publish_failures += 1
-            log.error("republishing failed: %s", error, extra={"event": "publish_failed"})
-            return
-        except Exception:
-            self.metrics.publish_failures += 1
-            log.exception("republishing failed")
-            return
-        self.metrics.publishes += 1
-        log.info(
-            "republished %d categories (%d changed entries) in %.1fs: %s",
-            len(categories),
-            len(entry_ids),
-            time.monotonic() - started,
-            ", ".join(sorted(categories)),
-            extra={"event": "published"},
-        )
-
-    def _rows(self) -> list[dict[str, Any]]:
-        return feed_rows(self.config, self.archive.feed_statuses())
-
-    async def health(self) -> dict[str, Any]:
-        rows = await asyncio.to_thread(self._rows)
-        return self.metrics.health(rows, stopping=self.stopping.is_set())
-
-    async def prometheus(self) -> str:
-        def read() -> tuple[list[dict[str, Any]], int]:
-            return self._rows(), self.archive.count_entries()
-
-        rows, entries = await asyncio.to_thread(read)
-        return self.metrics.prometheus(rows, entries)
-
-    async def _start_server(self) -> tuple[asyncio.Event, asyncio.Task[None]]:
-        """Serve subscribers (serving.app) plus /healthz and /metrics in this process and loop."""
-        from aggregator.serving import app as serving
-
-        settings = self.config.settings
-        listener = serving.bind_socket(settings.serve_host, settings.serve_port)  # a busy port: one clear error
-        host, port = listener.getsockname()[:2]
-        stop = asyncio.Event()
-        app = health_app(self.health, self.prometheus, serving.create_app(self.config))
-        task = asyncio.create_task(serving.serve(self.config, should_exit=stop, sock=listener, app=app))
-        log.info("serving http://%s:%d/ (plus /healthz and /metrics)", host, port, extra={"event": "serving"})
-        return stop, task
 
 
 def _arm_watchdog(seconds: float) -> None:

@@ -313,7 +313,7 @@ def test_serve_exposes_healthz_and_metrics(
     assert health["summary"]["in_error"] == 1 and {f["url"] for f in health["feeds"]} >= {a}
     kind, text = get("/metrics")
     assert kind.startswith("text/plain; version=0.0.4")
-    assert 'aggregator_polls_total{result="ok"}' in text and "aggregator_feeds_in_error 1" in text
+    assert 'aggregator_polls_total{result="ok"}' in text and "aggregator_feeds_in_error 1.0" in text
     assert 'aggregator_update_duration_seconds_bucket{le="+Inf"}' in text
     code, log = stop(daemon)
     assert code == 0, log
