@@ -1,5 +1,6 @@
-"""The daemon's outputs: republishing what its polls changed (in a thread that may be abandoned at stop), and
-serving subscribers plus /healthz and /metrics in its own loop."""
+"""The daemon's outputs: republishing what its polls changed (in a thread that may be abandoned at stop),
+serving subscribers plus /healthz and /metrics in its own loop, and saying so, loudly and once, when a part
+of it degrades and when it recovers."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any
 
 from aggregator.core.errors import AggregatorError
 from aggregator.core.models import Config
-from aggregator.daemon.publisher import in_daemon_thread
+from aggregator.daemon.publisher import DebouncedPublisher, in_daemon_thread
 from aggregator.serving.metrics import DaemonMetrics, health_app
 from aggregator.serving.status import feed_rows
 from aggregator.store.archive import Archive
@@ -26,7 +27,23 @@ class DaemonOutputs:
     config: Config
     archive: Archive
     metrics: DaemonMetrics
+    publisher: DebouncedPublisher
     stopping: asyncio.Event
+    # What the last publish could not publish, and when it failed (time.monotonic): retried until one succeeds.
+    _failed_publish: tuple[set[str], set[str], float] | None = None
+
+    def _degrade(self, part: str, why: str) -> None:
+        if self.metrics.degrade(part, why):
+            what = {
+                "archive": "the archive cannot be written, polls back off until it can",
+                "publishing": "publishing fails, retried until it succeeds",
+            }[part]
+            log.error("degraded: %s (/healthz answers 503): %s", what, why, extra={"event": "degraded", "part": part})
+
+    def _recover(self, part: str) -> None:
+        if self.metrics.recover(part):
+            what = {"archive": "the archive can be written again", "publishing": "publishing works again"}[part]
+            log.info("recovered: %s", what, extra={"event": "recovered", "part": part})
 
     def _publish_from_own_connection(
         self, publish_outputs: Callable[..., object], categories: set[str], entry_ids: set[str]
@@ -43,6 +60,8 @@ class DaemonOutputs:
             publish_outputs,  # imported late: publishing pulls in feedgen and jinja2
         )
 
+        if self._failed_publish is not None:  # what a publish that failed could not publish goes with this one
+            categories, entry_ids = categories | self._failed_publish[0], entry_ids | self._failed_publish[1]
         started = time.monotonic()
         try:
             # In a thread: rendering is CPU and disk work the polling loop should not wait for; a daemon
@@ -52,15 +71,18 @@ class DaemonOutputs:
                 functools.partial(self._publish_from_own_connection, publish_outputs, categories, entry_ids),
                 "publish",
             )
-        except AggregatorError as error:
+        except Exception as error:
             self.metrics.published(ok=False)
-            log.error("republishing failed: %s", error, extra={"event": "publish_failed"})
-            return
-        except Exception:
-            self.metrics.published(ok=False)
-            log.exception("republishing failed")
+            if isinstance(error, AggregatorError):  # a full disk, a template that fails...
+                log.error("republishing failed: %s", error, extra={"event": "publish_failed"})
+            else:
+                log.exception("republishing failed")
+            self._failed_publish = (categories, entry_ids, time.monotonic())
+            self._degrade("publishing", str(error) or type(error).__name__)
             return
         self.metrics.published(ok=True)
+        self._failed_publish = None
+        self._recover("publishing")
         log.info(
             "republished %d categories (%d changed entries) in %.1fs: %s",
             len(categories),

@@ -38,12 +38,12 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from aggregator.configuration.load import load_config
-from aggregator.core.errors import ConfigError, StorageError
+from aggregator.core.errors import ConfigError
 from aggregator.core.models import Config, FeedConfig, UpdateOutcome
 from aggregator.core.schedule import JITTER_FRACTION, MAX_JITTER
-from aggregator.daemon.outputs import DaemonOutputs
 from aggregator.daemon.publisher import DebouncedPublisher
-from aggregator.daemon.schedule import feed_interval, next_run
+from aggregator.daemon.schedule import feed_interval, held_back, next_run
+from aggregator.daemon.upkeep import DaemonUpkeep
 from aggregator.fetching.client import HostLimiter, HttpClient
 from aggregator.parse_workers import ParserPool
 from aggregator.pipeline import RunSummary, update_feeds
@@ -54,7 +54,6 @@ from aggregator.store.reads import ScheduleRow
 log = logging.getLogger("aggregator.daemon")
 
 BATCH_WINDOW = 0.25  # feeds falling due within this many seconds of each other share one update_feeds call
-NEXT_DUE_EVERY = 2.0  # seconds between writes of the scheduler's next runs to the archive (for `status`)
 # Seconds past shutdown_grace for what stopping does once the grace is over (killing parser processes,
 # storing what was fetched, closing connections). Past it, a watchdog ends the process: deploy/ gives
 # systemd and Docker shutdown_grace + 15 s before they kill it.
@@ -96,7 +95,7 @@ def catch_early_reloads() -> None:
     signal.signal(signal.SIGHUP, remember)
 
 
-class Daemon(DaemonOutputs):
+class Daemon(DaemonUpkeep):
     def __init__(self, config: Config, *, serve: bool = False) -> None:
         self.config = config
         self.serve = serve
@@ -115,7 +114,8 @@ class Daemon(DaemonOutputs):
         self._stop_deadline = 0.0  # loop time at which the grace period ends
         self._reloading: asyncio.Task[None] | None = None
         self._reload_again = False
-        self._next_due: dict[str, datetime] = {}  # the scheduler's next runs, not yet in the archive
+        self._next_due: dict[str, tuple[datetime, datetime | None]] = {}  # see DaemonUpkeep
+        self._unstored: dict[str, int] = {}  # see DaemonUpkeep
         self._rng = random.Random()
 
     # --- lifecycle ---------------------------------------------------------------------------------
@@ -150,7 +150,7 @@ class Daemon(DaemonOutputs):
                 if _early_reload:  # signalled while starting: the file may have changed after it was read
                     self._on_reload_signal()
                 batcher = asyncio.create_task(self._batch_loop())
-                due_recorder = asyncio.create_task(self._record_next_due_loop())
+                upkeep = asyncio.create_task(self._upkeep_loop())
                 log.info(
                     "daemon started: %d feeds scheduled, archive %s (pid %d)",
                     len(self.feeds),
@@ -160,10 +160,11 @@ class Daemon(DaemonOutputs):
                 )
                 await self.stopping.wait()
                 await self._shutdown(batcher, server)
-                due_recorder.cancel()
+                upkeep.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
-                    await due_recorder
-                await self._record_next_due()
+                    await upkeep
+                if "archive" not in self.metrics.degraded:
+                    await self._record_next_due()
         return 0
 
     def _on_stop_signal(self, sig: int) -> None:
@@ -315,7 +316,7 @@ class Daemon(DaemonOutputs):
                 continue  # same schedule; other changes (title, tags, headers) apply at the next poll
             added += previous is None
             rescheduled += previous is not None
-            self._add_job(feed, rows.get(url), interval_changed=previous is not None)
+            self._add_job(feed, self._held_back(url, feed, rows.get(url)), interval_changed=previous is not None)
         verb = "configuration loaded" if first else "configuration reloaded"
         log.info(
             "%s: %d feeds scheduled (%d added, %d removed, %d rescheduled); %d gone (HTTP 410) not polled",
@@ -366,39 +367,34 @@ class Daemon(DaemonOutputs):
             replace_existing=True,
         )
 
-    def _reschedule(self, url: str) -> None:
+    def _held_back(self, url: str, feed: FeedConfig, row: ScheduleRow | None) -> ScheduleRow | None:
+        """`row`, or, after polls the archive could not record, as it would read had it recorded them."""
+        unstored = self._unstored.get(url)
+        polled = self.last_polled.get(url)
+        if not unstored or polled is None:
+            return row
+        return held_back(self.config.settings, feed, row, unstored, polled)
+
+    def _reschedule(self, url: str) -> datetime | None:
         feed = self.feeds.get(url)
         if feed is None or self.stopping.is_set():
-            return
+            return None
         row = self.archive.schedule_rows([url]).get(url)
-        if row is not None and row[2]:
+        if row is not None and row.gone:
             # The poll's own outcome was the warning (HTTP 410 ...); this only says what the schedule did.
             log.info("%s: gone (HTTP 410); no longer polled", url, extra={"feed": url, "event": "gone"})
             self._remove(url)
-            return
+            return None
+        fetched = row.last_fetched_at if row is not None else None
+        row = self._held_back(url, feed, row)
         when = next_run(
             self.config.settings, feed, row, self.last_polled.get(url), self.archive.recent_published, self._rng
         )
         with contextlib.suppress(JobLookupError):
             self.scheduler.modify_job(url, next_run_time=when)
-        self._next_due[url] = when  # for `status`; written in batches (see _record_next_due)
+        self._next_due[url] = (when, fetched)  # for `status`; written in batches (see _record_next_due)
         log.debug("%s: next poll at %s", url, when.isoformat(timespec="seconds"), extra={"feed": url})
-
-    async def _record_next_due_loop(self) -> None:
-        while True:
-            await asyncio.sleep(NEXT_DUE_EVERY)
-            await self._record_next_due()
-
-    async def _record_next_due(self) -> None:
-        """Store the scheduler's next runs, in one transaction for all that changed meanwhile, in a thread
-        (it takes a write turn, which a parser process may hold)."""
-        if not self._next_due:
-            return
-        due, self._next_due = self._next_due, {}
-        try:
-            await asyncio.to_thread(self.archive.set_next_due, due)
-        except StorageError as error:
-            log.warning("%s", error)
+        return when
 
     # --- polling -----------------------------------------------------------------------------------
 
@@ -415,13 +411,20 @@ class Daemon(DaemonOutputs):
         self.waiters[url] = future
         self.pending[url] = feed
         self._wake.set()
+        outcome = None
         try:
-            await future
+            outcome = await future
         except asyncio.CancelledError:
             # The scheduler cancels waiting jobs when the daemon stops: a normal end, not an error to log.
             return
         finally:
             self.waiters.pop(url, None)
+            if outcome is not None and outcome.unstored:
+                self._unstored[url] = self._unstored.get(url, 0) + 1  # the backoff the archive cannot hold
+            elif outcome is not None:
+                self._unstored.pop(url, None)
+                if outcome.status != "skipped" and "archive" in self.metrics.degraded:
+                    self._probe_soon = True  # stored: the archive may take writes again
             self._reschedule(url)
 
     async def _batch_loop(self) -> None:
@@ -456,7 +459,9 @@ class Daemon(DaemonOutputs):
             self._settle(outcome.url, outcome, outstanding)
 
         try:
-            await self._update(self.config, feeds, self.archive, on_outcome=on_outcome)
+            summary = await self._update(self.config, feeds, self.archive, on_outcome=on_outcome)
+            if summary.storage_error:
+                self._degrade("archive", summary.storage_error)
         except Exception:  # a bug must cost one batch, not the daemon
             log.exception("unexpected failure polling %d feed(s)", len(feeds))
         finally:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from aggregator.core.models import FeedConfig, Settings
-from aggregator.core.schedule import MAX_STARTUP_SPREAD, adaptive_interval, schedule_at
+from aggregator.core.schedule import MAX_STARTUP_SPREAD, adaptive_interval, poll_delay, schedule_at
 from aggregator.store.reads import ScheduleRow
 
 
@@ -18,6 +18,29 @@ def _utcnow() -> datetime:
 def feed_interval(settings: Settings, feed: FeedConfig) -> int:
     """The feed's own interval (else the default), within [min_interval, max_interval]."""
     return max(settings.min_interval, min(settings.max_interval, feed.interval or settings.default_interval))
+
+
+def backoff(settings: Settings, feed: FeedConfig, consecutive_errors: int) -> int:
+    """Seconds from a poll to the next after `consecutive_errors` failures in a row (the pipeline's rule)."""
+    return poll_delay(
+        interval=feed.interval or settings.default_interval,
+        min_interval=settings.min_interval,
+        max_interval=settings.max_interval,
+        consecutive_errors=consecutive_errors,
+    )
+
+
+def held_back(
+    settings: Settings, feed: FeedConfig, row: ScheduleRow | None, unstored: int, polled: datetime
+) -> ScheduleRow:
+    """`row` as the archive would hold it had it recorded the last `unstored` polls (from `polled` on) as the
+    failures they were: their backoff counts on from the errors it holds."""
+    errors = (row.consecutive_errors if row is not None else 0) + unstored
+    due = polled + timedelta(seconds=backoff(settings, feed, errors))
+    if row is None:
+        return ScheduleRow(due, polled, False, errors)
+    stored_due = row.next_due_at
+    return row._replace(next_due_at=max(due, stored_due) if stored_due else due, consecutive_errors=errors)
 
 
 def next_run(

@@ -15,12 +15,24 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
 
-from tests.daemon.harness import FeedServer, Route, daemon_config, entries, fresh_item, stop, wait_until
+from tests.daemon.harness import (
+    FeedServer,
+    Route,
+    daemon_config,
+    entries,
+    fresh_item,
+    gaps,
+    query,
+    stop,
+    wait_until,
+)
 
 GRACE = 2.0
 STOP_MARGIN = 10.0  # generous: a loaded CI machine, Python's own exit; the daemon's own bound is 5 s
@@ -174,3 +186,97 @@ def test_the_servers_own_log_lines_follow_the_log_format(
     assert code == 0, log
     events = [json.loads(line) for line in log.splitlines()]  # every line, uvicorn's too
     assert any(e["logger"].startswith("uvicorn") and "Invalid HTTP request" in e["message"] for e in events), log
+
+
+# --- 2. a full disk --------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 16 MB tmpfs mounted where the daemon's archive goes (root only; skipped elsewhere)."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    folder = tmp_path / "archive"
+    folder.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(folder)], capture_output=True, text=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        yield folder
+    finally:
+        for _ in range(50):  # processes of the daemon may hold files open for a moment after it exits
+            if subprocess.run(["umount", str(folder)], capture_output=True).returncode == 0:
+                break
+            time.sleep(0.1)
+        else:
+            subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def fill(folder: Path) -> Path:
+    """Fill the file system of `folder` to the last byte; returns the filler file."""
+    filler = folder / "filler"
+    with filler.open("wb", buffering=0) as handle:
+        for size in (1 << 20, 1 << 12, 1):
+            with contextlib.suppress(OSError):
+                while True:
+                    handle.write(b"\0" * size)
+    return filler
+
+
+def get(port: int, path: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def big_item(n: int) -> dict[str, str]:
+    """An entry of half a megabyte: storing a few takes more room than the write-ahead log already has."""
+    words = " ".join(f"word{n}x{i}" for i in range(50_000))
+    return fresh_item(n) | {"description": f"<p>{words}</p>"}
+
+
+def test_a_full_disk_degrades_backs_off_and_recovers_by_itself(
+    tmp_path: Path,
+    small_disk: Path,
+    feed_server: FeedServer,
+    start_daemon: Callable[..., subprocess.Popen[str]],
+) -> None:
+    feed_server.routes["/a"] = Route(items=[fresh_item(1)])
+    a = feed_server.url("/a")
+    port = free_port()
+    config = daemon_config(tmp_path, [{"url": a, "category": "news"}], serve_port=port)
+    daemon = start_daemon(config, "--serve", "--log-format", "json")
+    wait_until(lambda: entries(config, a) == 1 and get(port, "/healthz")[0] == 200, daemon, "the first entry")
+
+    filler = fill(small_disk)
+    feed_server.routes["/a"].items[:0] = [big_item(n) for n in range(2, 8)]
+    wait_until(lambda: get(port, "/healthz")[0] == 503, daemon, "/healthz to say the archive cannot be written")
+    health = json.loads(get(port, "/healthz")[1])
+    assert health["status"] == "degraded" and "full" in health["degraded"]["archive"]["reason"], health
+    assert 'aggregator_degraded{part="archive"} 1.0' in get(port, "/metrics")[1]
+    # Every poll fails to store: each waits twice as long as the one before, as any failing poll does
+    # (before, polls the archive could not record came again every min_interval).
+    failing = len(feed_server.hits("/a"))
+    wait_until(lambda: len(feed_server.hits("/a")) >= failing + 3, daemon, "three more polls that cannot be stored")
+    waits = gaps(feed_server.hits("/a")[failing - 1 :])
+    assert waits[0] >= 0.9 and waits[1] >= 1.8 and waits[2] >= 3.6, waits
+    assert entries(config, a) == 1
+
+    filler.unlink()  # room again: the daemon notices by itself
+    wait_until(lambda: entries(config, a) == 7, daemon, "the entries fetched meanwhile to be stored")
+    wait_until(lambda: get(port, "/healthz")[0] == 200, daemon, "/healthz to say ok again")
+    assert 'aggregator_degraded{part="archive"} 0.0' in get(port, "/metrics")[1]
+    assert query(config, "PRAGMA integrity_check") == [("ok",)]
+    # Stored whole: the entries and their search index in one transaction.
+    found = query(config, "SELECT count(*) FROM entries_fts WHERE entries_fts MATCH ?", "word7x49999")
+    assert found == [(1,)]
+
+    code, log = stop(daemon)
+    assert code == 0, log
+    events = [json.loads(line) for line in log.splitlines()]
+    assert [e["event"] for e in events if e.get("event") in ("degraded", "recovered")] == ["degraded", "recovered"]
+    assert "Traceback" not in log
