@@ -100,6 +100,7 @@ class Daemon(DaemonUpkeep):
         self.config = config
         self.serve = serve
         self.feeds: dict[str, FeedConfig] = {}  # the feeds with a job: enabled and not gone
+        self.gone: dict[str, FeedConfig] = {}  # enabled, but gone (HTTP 410): no job until revived
         self.pending: dict[str, FeedConfig] = {}  # due, waiting for the batcher
         self.waiters: dict[str, asyncio.Future[UpdateOutcome | None]] = {}
         self.last_polled: dict[str, datetime] = {}  # the min_interval guard, whatever the database says
@@ -293,13 +294,14 @@ class Daemon(DaemonUpkeep):
         for url in removed:
             self._remove(url)
         rows = self.archive.schedule_rows(list(wanted))
-        added, rescheduled, gone = 0, 0, 0
+        added, rescheduled, self.gone = 0, 0, {}
         # Settings that shape every feed's schedule: a change reschedules them all now, not at their next poll.
         bounds = ("adaptive_interval", "min_interval", "max_interval")
         every_schedule = any(getattr(old_settings, name) != getattr(config.settings, name) for name in bounds)
         for url, feed in wanted.items():
-            if rows.get(url, (None, None, False))[2]:
-                gone += 1
+            row = rows.get(url)
+            if row is not None and row.gone:
+                self.gone[url] = feed
                 self._remove(url)
                 continue
             previous = old.get(url)
@@ -316,7 +318,7 @@ class Daemon(DaemonUpkeep):
                 continue  # same schedule; other changes (title, tags, headers) apply at the next poll
             added += previous is None
             rescheduled += previous is not None
-            self._add_job(feed, self._held_back(url, feed, rows.get(url)), interval_changed=previous is not None)
+            self._add_job(feed, self._held_back(url, feed, row), interval_changed=previous is not None)
         verb = "configuration loaded" if first else "configuration reloaded"
         log.info(
             "%s: %d feeds scheduled (%d added, %d removed, %d rescheduled); %d gone (HTTP 410) not polled",
@@ -325,7 +327,7 @@ class Daemon(DaemonUpkeep):
             added,
             len(removed),
             rescheduled,
-            gone,
+            len(self.gone),
             extra={"event": "config_loaded" if first else "config_reloaded"},
         )
 
@@ -384,6 +386,7 @@ class Daemon(DaemonUpkeep):
             # The poll's own outcome was the warning (HTTP 410 ...); this only says what the schedule did.
             log.info("%s: gone (HTTP 410); no longer polled", url, extra={"feed": url, "event": "gone"})
             self._remove(url)
+            self.gone[url] = feed
             return None
         fetched = row.last_fetched_at if row is not None else None
         row = self._held_back(url, feed, row)

@@ -61,8 +61,10 @@ def next_run(
         last_fetched = polled
     if interval_changed and next_due is not None and last_fetched is not None:
         # The stored due time came from the old interval: a shorter one applies from the last poll, not
-        # after the old wait. (A server's Retry-After still holds: the poll itself honours it.)
-        next_due = min(next_due, last_fetched + timedelta(seconds=feed_interval(settings, feed)))
+        # after the old wait, and so does a failing feed's backoff, counted in the new interval. (A
+        # server's Retry-After still holds: the poll itself honours it.)
+        errors = row.consecutive_errors if row is not None else 0
+        next_due = min(next_due, last_fetched + timedelta(seconds=backoff(settings, feed, errors)))
     now = _utcnow()
     adaptive = None
     if settings.adaptive_interval and last_fetched is not None:

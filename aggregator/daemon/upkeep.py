@@ -1,5 +1,6 @@
 """What the daemon does every couple of seconds besides polling: record the scheduler's next runs (what `status`
-shows), and, while a part of it is degraded, check whether it works again.
+shows), schedule again a gone feed that `fetch-now URL` revived, and, while a part of it is degraded, check
+whether it works again.
 
 A full or read-only disk: a poll the archive cannot record is that feed's failure, and the daemon backs it
 off in memory (the archive cannot hold the error count); `/healthz` answers 503 with the reason. Every
@@ -17,7 +18,9 @@ from collections.abc import Callable
 from datetime import datetime
 
 from aggregator.core.errors import StorageError
+from aggregator.core.models import FeedConfig
 from aggregator.daemon.outputs import DaemonOutputs
+from aggregator.store.reads import ScheduleRow
 
 log = logging.getLogger("aggregator.daemon")
 
@@ -34,7 +37,10 @@ class DaemonUpkeep(DaemonOutputs):
     _next_due: dict[str, tuple[datetime, datetime | None]]
     # url -> polls of the feed the archive could not record since its last recorded one.
     _unstored: dict[str, int]
+    feeds: dict[str, FeedConfig]
+    gone: dict[str, FeedConfig]
     _reschedule: Callable[[str], datetime | None]
+    _add_job: Callable[[FeedConfig, ScheduleRow | None], None]
     _probe_soon = False  # a poll was stored while the archive counted as unwritable: check at the next round
 
     async def _upkeep_loop(self) -> None:
@@ -48,6 +54,7 @@ class DaemonUpkeep(DaemonOutputs):
                         await self._probe_archive()
                 else:
                     await self._record_next_due()
+                self._revive()
                 self._retry_publish()
             except Exception:  # a bug here must not end the rounds, nor the daemon
                 log.exception("unexpected failure in the daemon's upkeep")
@@ -78,6 +85,23 @@ class DaemonUpkeep(DaemonOutputs):
         for url in held:
             self._reschedule(url)
         await self._record_next_due()
+
+    def _revive(self) -> None:
+        """Schedule the gone feeds that answer again: `fetch-now URL` polled one and it answered anything
+        but 410. One indexed read of a few rows (gone feeds are few), on the loop."""
+        if not self.gone or self.stopping.is_set():
+            return
+        rows = self.archive.schedule_rows(list(self.gone))
+        for url, row in rows.items():
+            if row.gone or url not in self.gone:
+                continue
+            feed = self.feeds[url] = self.gone.pop(url)
+            self._add_job(feed, row)
+            log.info(
+                "%s: answering again (polled by fetch-now): polled on its schedule again",
+                url,
+                extra={"feed": url, "event": "revived"},
+            )
 
     def _retry_publish(self) -> None:
         failed = self._failed_publish

@@ -22,9 +22,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import REPO
 from tests.daemon.harness import (
     FeedServer,
     Route,
+    aggregator,
     daemon_config,
     entries,
     fresh_item,
@@ -280,3 +282,42 @@ def test_a_full_disk_degrades_backs_off_and_recovers_by_itself(
     events = [json.loads(line) for line in log.splitlines()]
     assert [e["event"] for e in events if e.get("event") in ("degraded", "recovered")] == ["degraded", "recovered"]
     assert "Traceback" not in log
+
+
+# --- 4. reloads and revivals -------------------------------------------------------------------------------
+
+
+def test_a_reload_that_shortens_the_interval_keeps_a_failing_feeds_backoff(
+    tmp_path: Path, feed_server: FeedServer, start_daemon: Callable[..., subprocess.Popen[str]]
+) -> None:
+    feed_server.routes["/flaky"] = Route(status=500)
+    flaky = feed_server.url("/flaky")
+    config = daemon_config(tmp_path, [{"url": flaky, "category": "news", "interval": "2s"}], max_interval="10s")
+    daemon = start_daemon(config)
+    errors = "SELECT consecutive_errors FROM feeds WHERE url = ?"
+    wait_until(lambda: query(config, errors, flaky) == [(3,)], daemon, "three failed polls")
+    # Due 8 s after the third poll (2 s doubled twice). At 1 s, that backoff is 4 s: shortened, not dropped
+    # (before, the feed was polled again a second after its last failure).
+    daemon_config(tmp_path, [{"url": flaky, "category": "news", "interval": "1s"}], max_interval="10s")
+    daemon.send_signal(signal.SIGHUP)
+    wait_until(lambda: len(feed_server.hits("/flaky")) >= 4, daemon, "the fourth poll")
+    assert gaps(feed_server.hits("/flaky"))[2] >= 3.6
+    code, log = stop(daemon)
+    assert code == 0, log
+
+
+def test_a_feed_revived_by_fetch_now_is_polled_again_without_a_reload(
+    tmp_path: Path, feed_server: FeedServer, start_daemon: Callable[..., subprocess.Popen[str]]
+) -> None:
+    feed_server.routes["/back"] = Route(items=[fresh_item(1), fresh_item(2)], once=[(410, {})])
+    back = feed_server.url("/back")
+    config = daemon_config(tmp_path, [{"url": back, "category": "news"}])
+    daemon = start_daemon(config, "--log-format", "json")
+    wait_until(lambda: query(config, "SELECT gone FROM feeds WHERE url = ?", back) == [(1,)], daemon, "the 410")
+
+    revived = subprocess.run(aggregator(config, "fetch-now", back), cwd=REPO, capture_output=True, text=True)
+    assert revived.returncode == 0 and "2 new entries" in revived.stdout, revived.stderr
+    wait_until(lambda: len(feed_server.hits("/back")) >= 3, daemon, "the revived feed polled by the daemon")
+    code, log = stop(daemon)
+    assert code == 0, log
+    assert any(json.loads(line).get("event") == "revived" for line in log.splitlines()), log
