@@ -117,6 +117,8 @@ class Daemon(DaemonUpkeep):
         self._reload_again = False
         self._next_due: dict[str, tuple[datetime, datetime | None]] = {}  # see DaemonUpkeep
         self._unstored: dict[str, int] = {}  # see DaemonUpkeep
+        # The feed's last_fetched_at as the daemon last read it: a later one is a poll by another process.
+        self._seen_fetch: dict[str, datetime | None] = {}
         self._rng = random.Random()
 
     # --- lifecycle ---------------------------------------------------------------------------------
@@ -351,6 +353,7 @@ class Daemon(DaemonUpkeep):
     ) -> None:
         interval = feed_interval(self.config.settings, feed)
         jitter = int(min(MAX_JITTER, interval * JITTER_FRACTION))
+        self._seen_fetch[feed.url] = row.last_fetched_at if row is not None else None
         self.scheduler.add_job(
             self._poll_job,
             IntervalTrigger(seconds=interval, jitter=jitter or None, timezone=UTC),
@@ -388,7 +391,7 @@ class Daemon(DaemonUpkeep):
             self._remove(url)
             self.gone[url] = feed
             return None
-        fetched = row.last_fetched_at if row is not None else None
+        fetched = self._seen_fetch[url] = row.last_fetched_at if row is not None else None
         row = self._held_back(url, feed, row)
         when = next_run(
             self.config.settings, feed, row, self.last_polled.get(url), self.archive.recent_published, self._rng
@@ -410,6 +413,8 @@ class Daemon(DaemonUpkeep):
         if polled is not None and (_utcnow() - polled).total_seconds() < self.config.settings.min_interval:
             self._reschedule(url)  # the nominal trigger fired early: never poll more often than min_interval
             return
+        if self._polled_elsewhere(url, feed):
+            return
         future: asyncio.Future[UpdateOutcome | None] = asyncio.get_running_loop().create_future()
         self.waiters[url] = future
         self.pending[url] = feed
@@ -429,6 +434,32 @@ class Daemon(DaemonUpkeep):
                 if outcome.status != "skipped" and "archive" in self.metrics.degraded:
                     self._probe_soon = True  # stored: the archive may take writes again
             self._reschedule(url)
+
+    def _polled_elsewhere(self, url: str, feed: FeedConfig) -> bool:
+        """Whether another process (fetch-now) polled the feed since the daemon last read its row: then its
+        next poll counts from that one. fetch-now stores the due time by the daemon's own rule
+        (daemon.schedule.next_run), so it is kept as it stands (no jitter again), and `status` showed it."""
+        row = self.archive.schedule_rows([url]).get(url)
+        fetched = row.last_fetched_at if row is not None else None
+        if row is None or fetched is None or fetched == self._seen_fetch.get(url):
+            return False
+        self._seen_fetch[url] = fetched
+        self._unstored.pop(url, None)  # the archive holds the feed's state as that poll left it
+        settings = self.config.settings
+        polled = self.last_polled.get(url)
+        when = next_run(settings, feed, row, polled, self.archive.recent_published, self._rng, jitter=False)
+        if when <= _utcnow():
+            return False
+        with contextlib.suppress(JobLookupError):
+            self.scheduler.modify_job(url, next_run_time=when)
+        self._next_due[url] = (when, fetched)
+        log.info(
+            "%s: polled meanwhile by another process (fetch-now); next poll at %s",
+            url,
+            when.isoformat(timespec="seconds"),
+            extra={"feed": url, "event": "polled_elsewhere"},
+        )
+        return True
 
     async def _batch_loop(self) -> None:
         while True:

@@ -52,10 +52,12 @@ def next_run(
     rng: random.Random,
     *,
     interval_changed: bool = False,
+    jitter: bool = True,
 ) -> datetime:
     """When to poll `feed` next: its stored due time (from the last poll's answer), never sooner than
     min_interval after the last poll (`polled`, this process's, wins over the archive's), stretched by the
-    adaptive interval, spread at start-up and jittered."""
+    adaptive interval, spread at start-up and jittered (`jitter=False`: a due time computed by this rule
+    already, such as the one fetch-now stores, stays as it is)."""
     next_due, last_fetched = (row[0], row[1]) if row else (None, None)
     if polled is not None and (last_fetched is None or polled > last_fetched):
         last_fetched = polled
@@ -81,5 +83,5 @@ def next_run(
         min_interval=settings.min_interval,
         adaptive=adaptive,
         spread=min(feed_interval(settings, feed), MAX_STARTUP_SPREAD),
-        jitter=rng.random(),
+        jitter=rng.random() if jitter else 0.0,
     )

@@ -18,6 +18,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -321,3 +322,40 @@ def test_a_feed_revived_by_fetch_now_is_polled_again_without_a_reload(
     code, log = stop(daemon)
     assert code == 0, log
     assert any(json.loads(line).get("event") == "revived" for line in log.splitlines()), log
+
+
+# --- 3. fetch-now beside a running daemon ------------------------------------------------------------------
+
+
+def test_fetch_now_beside_the_daemon_moves_its_next_poll_and_status_shows_when(
+    tmp_path: Path, feed_server: FeedServer, start_daemon: Callable[..., subprocess.Popen[str]]
+) -> None:
+    interval = 8
+    feed_server.routes["/a"] = Route(items=[fresh_item(1)])
+    a = feed_server.url("/a")
+    feeds = [{"url": a, "category": "news", "interval": f"{interval}s"}]
+    config = daemon_config(tmp_path, feeds, max_interval="1m", adaptive_interval=False)
+    daemon = start_daemon(config, "--log-format", "json")
+    wait_until(lambda: entries(config, a) == 1, daemon, "the daemon's first poll")
+    time.sleep(1)  # the daemon's next poll is due `interval` after its first
+
+    before = len(feed_server.hits("/a"))
+    fetched = subprocess.run(aggregator(config, "fetch-now"), cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert fetched.returncode == 0, fetched.stderr
+    assert len(feed_server.hits("/a")) == before + 1
+    polled_at = feed_server.hits("/a")[before]
+    status = subprocess.run(aggregator(config, "status", "--json"), cwd=REPO, capture_output=True, text=True)
+    (row,) = json.loads(status.stdout)
+    shown = datetime.fromisoformat(row["next_due_at"]).timestamp()  # to the second
+
+    wait_until(lambda: len(feed_server.hits("/a")) > before + 1, daemon, "the daemon's next poll")
+    next_poll = feed_server.hits("/a")[before + 1]
+    # Not at the time the daemon had planned before fetch-now polled: a whole interval after that poll
+    # (before, the daemon polled again `interval` after its own poll, a few seconds after fetch-now's),
+    # when `status` said.
+    assert next_poll - polled_at >= 0.9 * interval
+    wall = time.time() - time.monotonic()  # the feed server's clock is monotonic
+    assert shown <= next_poll + wall <= shown + 5
+    code, log = stop(daemon)
+    assert code == 0, log
+    assert any(json.loads(line).get("event") == "polled_elsewhere" for line in log.splitlines()), log
