@@ -6,9 +6,13 @@ How it fits together (one asyncio loop, one process):
   pipeline stored in `feeds.next_due_at` (interval, Retry-After, max-age, RSS ttl, error backoff), pushed
   later by the adaptive interval and min_interval, plus jitter (core.schedule.schedule_at). Because that time is
   in the database, a restarted daemon waits for it instead of polling everything at once.
-- A due job does not fetch by itself: it puts its feed in a queue and waits. A batcher drains the queue
-  into `pipeline.update_feeds` calls that share one HTTP client, one parser pool and one per-host limiter,
-  so feeds falling due together reuse connections and never exceed `concurrency` in flight.
+- A due job does not fetch by itself: it puts its feed in a queue and waits. A batcher (daemon.batches)
+  drains the queue into `pipeline.update_feeds` calls that share one HTTP client, one parser pool and one
+  per-host limiter, so feeds falling due together reuse connections and never exceed `concurrency` in flight.
+- A job that finds its feed polled meanwhile by another process (`fetch-now`: a later last_fetched_at than
+  the daemon last read) moves to the due time that poll stored instead of polling. A poll the archive could
+  not record backs its feed off in memory, and the daemon is degraded until the archive takes writes again
+  (daemon.upkeep); a gone feed that `fetch-now URL` revived is scheduled again by the upkeep rounds.
 - Outcomes with new or changed entries feed a debounced publisher: one republication per burst.
 - SIGHUP reloads feeds.yaml (jobs added, removed, rescheduled; an invalid file is logged and ignored);
   SIGTERM/SIGINT stop scheduling and give in-flight polls and the publish under way `shutdown_grace`
@@ -28,8 +32,6 @@ import os
 import random
 import signal
 import threading
-import time
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -41,19 +43,18 @@ from aggregator.configuration.load import load_config
 from aggregator.core.errors import ConfigError
 from aggregator.core.models import Config, FeedConfig, UpdateOutcome
 from aggregator.core.schedule import JITTER_FRACTION, MAX_JITTER
+from aggregator.daemon.batches import DaemonBatches
 from aggregator.daemon.publisher import DebouncedPublisher
 from aggregator.daemon.schedule import feed_interval, held_back, next_run
-from aggregator.daemon.upkeep import DaemonUpkeep
 from aggregator.fetching.client import HostLimiter, HttpClient
 from aggregator.parse_workers import ParserPool
-from aggregator.pipeline import RunSummary, update_feeds
+from aggregator.pipeline import update_feeds
 from aggregator.serving.metrics import DaemonMetrics
 from aggregator.store.archive import Archive
 from aggregator.store.reads import ScheduleRow
 
 log = logging.getLogger("aggregator.daemon")
 
-BATCH_WINDOW = 0.25  # feeds falling due within this many seconds of each other share one update_feeds call
 # Seconds past shutdown_grace for what stopping does once the grace is over (killing parser processes,
 # storing what was fetched, closing connections). Past it, a watchdog ends the process: deploy/ gives
 # systemd and Docker shutdown_grace + 15 s before they kill it.
@@ -74,8 +75,6 @@ RESTART_SETTINGS = (
     "serve_port",
 )
 
-Updater = Callable[..., Awaitable[RunSummary]]
-
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
@@ -95,7 +94,7 @@ def catch_early_reloads() -> None:
     signal.signal(signal.SIGHUP, remember)
 
 
-class Daemon(DaemonUpkeep):
+class Daemon(DaemonBatches):
     def __init__(self, config: Config, *, serve: bool = False) -> None:
         self.config = config
         self.serve = serve
@@ -137,7 +136,7 @@ class Daemon(DaemonUpkeep):
             ):
                 self._parser = parser
                 limiter = HostLimiter(settings.per_host_concurrency, settings.per_host_delay)
-                self._update: Updater = functools.partial(update_feeds, client=client, parser=parser, limiter=limiter)
+                self._update = functools.partial(update_feeds, client=client, parser=parser, limiter=limiter)
                 self.scheduler = AsyncIOScheduler(
                     event_loop=loop,
                     timezone=UTC,
@@ -460,57 +459,6 @@ class Daemon(DaemonUpkeep):
             extra={"feed": url, "event": "polled_elsewhere"},
         )
         return True
-
-    async def _batch_loop(self) -> None:
-        while True:
-            await self._wake.wait()
-            await asyncio.sleep(BATCH_WINDOW)  # let the feeds falling due together join one batch
-            self._wake.clear()
-            while self.pending:
-                room = self.config.settings.concurrency - self.in_flight
-                if room <= 0:
-                    self._room.clear()
-                    await self._room.wait()
-                    continue
-                urls = list(self.pending)[:room]
-                feeds = [self.pending.pop(url) for url in urls]
-                now = _utcnow()
-                for url in urls:
-                    self.last_polled[url] = now
-                self.in_flight += len(feeds)
-                task = asyncio.create_task(self._run_batch(feeds))
-                self.batches.add(task)
-                task.add_done_callback(self.batches.discard)
-
-    async def _run_batch(self, feeds: list[FeedConfig]) -> None:
-        started = time.monotonic()
-        outstanding = {feed.url for feed in feeds}
-
-        def on_outcome(outcome: UpdateOutcome) -> None:
-            self.metrics.observe(outcome, time.monotonic() - started)
-            if outcome.changed_ids:
-                self.publisher.add(outcome.category, outcome.changed_ids)
-            self._settle(outcome.url, outcome, outstanding)
-
-        try:
-            summary = await self._update(self.config, feeds, self.archive, on_outcome=on_outcome)
-            if summary.storage_error:
-                self._degrade("archive", summary.storage_error)
-        except Exception:  # a bug must cost one batch, not the daemon
-            log.exception("unexpected failure polling %d feed(s)", len(feeds))
-        finally:
-            for url in list(outstanding):
-                self._settle(url, None, outstanding)
-
-    def _settle(self, url: str, outcome: UpdateOutcome | None, outstanding: set[str]) -> None:
-        if url not in outstanding:
-            return
-        outstanding.discard(url)
-        self.in_flight -= 1
-        self._room.set()
-        future = self.waiters.get(url)
-        if future is not None and not future.done():
-            future.set_result(outcome)
 
 
 def _arm_watchdog(seconds: float) -> None:
