@@ -85,6 +85,8 @@ class DaemonUpkeep(DaemonOutputs):
         for url in held:
             self._reschedule(url)
         await self._record_next_due()
+        if self._failed_publish is not None:  # it most likely failed for the same reason: again now
+            self._failed_publish = (*self._failed_publish[:2], 0.0)
 
     def _revive(self) -> None:
         """Schedule the gone feeds that answer again: `fetch-now URL` polled one and it answered anything

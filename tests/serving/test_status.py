@@ -139,5 +139,16 @@ def test_healthz_and_metrics_documents(make_config: Callable[..., Config]) -> No
     metrics.recover("archive")
     assert asyncio.run(fetch("/healthz")).status_code == 200
 
+    async def stopping() -> dict[str, Any]:
+        return metrics.health(rows, stopping=True)
+
+    async def fetch_stopping() -> httpx.Response:
+        transport = httpx.ASGITransport(app=health_app(stopping, prometheus))
+        async with httpx.AsyncClient(transport=transport, base_url="http://daemon") as client:
+            return await client.get("/healthz")
+
+    response = asyncio.run(fetch_stopping())
+    assert response.status_code == 503 and response.json()["status"] == "stopping"
+
     assert asyncio.run(fetch("/other")).status_code == 404
     assert asyncio.run(fetch("/metrics", "POST")).status_code == 405
