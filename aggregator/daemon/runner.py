@@ -466,7 +466,7 @@ def _arm_watchdog(seconds: float) -> None:
     thread stuck in a system call, on a hung disk, cannot be cancelled)."""
 
     def overrun() -> None:
-        log.error("still running %gs after the stop signal: exiting now", seconds, extra={"event": "killed"})
+        log.error("still running %gs after the stop signal: exiting now", seconds, extra={"event": "overrun"})
         for handler in logging.getLogger().handlers:
             handler.flush()
         os._exit(1)
