@@ -1,10 +1,13 @@
 # The aggregator daemon with its HTTP server (feeds, site, /healthz, /metrics) in one container.
 #   docker build -t aggregator .
-#   docker run -d --name aggregator -p 8080:8080 \
+#   docker run -d --name aggregator -p 8080:8080 --stop-timeout 45 \
 #     -v "$PWD/feeds.yaml:/config/feeds.yaml:ro" -v aggregator-archive:/archive aggregator
 # feeds.yaml must set `archive_dir: /archive` and `serve_host: 0.0.0.0` (to be reachable from outside).
 #   docker kill -s HUP aggregator   # reload feeds.yaml
-#   docker stop aggregator          # SIGTERM: in-flight polls finish within shutdown_grace (default 30s)
+#   docker stop aggregator          # SIGTERM: in-flight polls and a publish get shutdown_grace (default 30s),
+#                                   # then the daemon exits within 5 s more
+# Docker sends SIGKILL 10 s after SIGTERM unless told otherwise: give it shutdown_grace + 15 s, with
+# `docker run --stop-timeout 45` as above, `docker stop -t 45`, or `stop_grace_period: 45s` in compose.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1

@@ -113,6 +113,7 @@ class StorageFailure:
 
 
 _archives: dict[Path, Archive] = {}
+JOIN_TIMEOUT = 2.0  # seconds idle workers get to exit when the pool closes, before they are killed
 
 
 def _archive(path: Path) -> Archive:
@@ -249,6 +250,15 @@ def _exit_with(owner: int) -> None:
     else:
         select.select([handle], [], [])  # readable once the owner has exited
     os._exit(1)
+
+
+def _join_or_kill(processes: list[Any], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    for process in processes:
+        process.join(max(0.0, deadline - time.monotonic()))
+        if process.is_alive():
+            process.kill()
+            process.join(1)
 
 
 def _alive(pid: int) -> bool:
@@ -473,6 +483,13 @@ class ParserPool:
     async def __aenter__(self) -> ParserPool:
         return self
 
+    def kill(self) -> None:
+        """Kill the worker processes now, whatever they are doing (a daemon whose grace period is over):
+        the batches they held fail and are not handed over again. A worker killed mid-write leaves an
+        uncommitted transaction, which SQLite rolls back."""
+        self._closed = True
+        self._kill()
+
     async def __aexit__(self, *_: object) -> None:
         if self._starting is not None and not self._starting.done():
             with contextlib.suppress(Exception):  # a pool still starting is shut down too, not leaked
@@ -485,6 +502,15 @@ class ParserPool:
         for task in batches:
             task.cancel()
         await asyncio.gather(*batches, return_exceptions=True)
+        if batches:
+            # A batch was cut short (its caller cancelled): its worker may be busy for long on a huge or
+            # pathological document, or frozen. Joining it would keep whoever stops waiting for as long.
+            self._kill()
+            return
         executor, self._executor = self._executor, None
         if executor is not None:
-            await asyncio.to_thread(executor.shutdown, True, cancel_futures=True)
+            processes = list(getattr(executor, "_processes", {}).values())
+            executor.shutdown(wait=False, cancel_futures=True)
+            # Idle workers exit at once; one that does not (stopped, or stuck in a system call) is killed
+            # rather than waited for.
+            await asyncio.to_thread(_join_or_kill, processes, JOIN_TIMEOUT)

@@ -451,4 +451,6 @@ def _log_fields(outcome: UpdateOutcome) -> dict[str, object]:
 
 
 def _failed(poll: PollRecord, message: str) -> UpdateOutcome:
-    return UpdateOutcome(url=poll.url, category=poll.category, status="error", error=message)
+    """A poll the archive could not record: what it fetched is not stored, nor is its feed's new state
+    (its error count, its next due time): whoever polls the feed next sees the previous poll's state."""
+    return UpdateOutcome(url=poll.url, category=poll.category, status="error", error=message, unstored=True)

@@ -73,6 +73,7 @@ OWNERS = {
     "click": {"cli/"},
     "starlette": {"serving/app"},
     "uvicorn": {"serving/app"},
+    "prometheus_client": {"serving/metrics"},
     "jinja2": {"publishing/render"},
     "slugify": {"core/slugs"},
     "defusedxml": {"configuration/opml"},

@@ -124,7 +124,7 @@ def fetch_now(ctx: click.Context, urls: tuple[str, ...], category: str | None, p
     """Poll every enabled feed once, now (or only URLS, or one --category), and store what is new.
 
     A feed that answered 410 Gone is skipped, unless named: naming it polls it again, and once it
-    answers anything but 410 it is polled as before (by the daemon from its next reload).
+    answers anything but 410 it is polled as before (a running daemon picks it up within seconds).
 
     Exit status: 0 when the run completed (failed feeds are listed), 1 when nothing could be fetched
     or the archive could not be written, 2 for configuration errors.
@@ -262,7 +262,7 @@ def status_command(ctx: click.Context, as_json: bool) -> None:
       aggregator status
       aggregator status --json | jq '.[] | select(.consecutive_errors > 0)'
     """
-    from aggregator.serving.metrics import feed_rows, status_table, summarize, summary_line
+    from aggregator.serving.status import feed_rows, status_table, summarize, summary_line
 
     config = load(ctx)
     statuses = []

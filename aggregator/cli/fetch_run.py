@@ -6,14 +6,16 @@ Shared by the `fetch-now` command and the offline demo.
 from __future__ import annotations
 
 import asyncio
+import random
 import sys
 import time
 
 import click
 
-from aggregator.core.errors import ConfigError
+from aggregator.core.errors import ConfigError, StorageError
 from aggregator.core.models import Config, UpdateOutcome
 from aggregator.core.redact import redact_url
+from aggregator.daemon.schedule import next_run
 from aggregator.pipeline import RunSummary, select_feeds, update_feeds
 from aggregator.store.archive import Archive
 
@@ -73,11 +75,33 @@ def run_fetch(config: Config, urls: tuple[str, ...], category: str | None, progr
                 update_feeds(config, feeds, archive, on_outcome=_log_line, log_outcomes=False, skip_gone=not urls)
             )
         seconds = time.monotonic() - started
+        if not summary.storage_error:
+            _schedule_as_the_daemon_will(config, archive, summary)
         for line in _summary_lines(summary, seconds, archive):
             click.echo(line)
         if config.settings.publish and not summary.storage_error:
             _publish_after_fetch(config, archive, summary)
     return summary, seconds
+
+
+def _schedule_as_the_daemon_will(config: Config, archive: Archive, summary: RunSummary) -> None:
+    """Store each polled feed's next due time by the daemon's rule (the poll's own estimate, min_interval, the
+    adaptive interval, jitter): a daemon running beside notices the poll when the feed's job fires and keeps
+    that time as it stands, and `status` shows when the feed is really polled next."""
+    configured = {feed.url: feed for feed in config.feeds if feed.enabled}
+    polled = [o.url for o in summary.outcomes if o.url in configured and o.status != "skipped" and not o.unstored]
+    if not polled:
+        return
+    rng = random.Random()
+    try:
+        due = {}
+        for url, row in archive.schedule_rows(polled).items():
+            if not row.gone:
+                when = next_run(config.settings, configured[url], row, None, archive.recent_published, rng)
+                due[url] = (when, row.last_fetched_at)
+        archive.set_next_due(due)
+    except StorageError as error:  # the poll is stored: its own estimate stands
+        click.echo(redact_url(f"warning: {error}"), err=True)
 
 
 def _publish_after_fetch(config: Config, archive: Archive, summary: RunSummary) -> None:

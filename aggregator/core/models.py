@@ -251,6 +251,7 @@ class UpdateOutcome:
     moved_to: str | None = None
     changed_ids: tuple[str, ...] = field(default=())
     warning: str = ""  # an ok poll of a document read only in part, or not as written
+    unstored: bool = False  # the archive could not record this poll (its state there is the previous poll's)
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,13 +6,19 @@ How it fits together (one asyncio loop, one process):
   pipeline stored in `feeds.next_due_at` (interval, Retry-After, max-age, RSS ttl, error backoff), pushed
   later by the adaptive interval and min_interval, plus jitter (core.schedule.schedule_at). Because that time is
   in the database, a restarted daemon waits for it instead of polling everything at once.
-- A due job does not fetch by itself: it puts its feed in a queue and waits. A batcher drains the queue
-  into `pipeline.update_feeds` calls that share one HTTP client, one parser pool and one per-host limiter,
-  so feeds falling due together reuse connections and never exceed `concurrency` in flight.
+- A due job does not fetch by itself: it puts its feed in a queue and waits. A batcher (daemon.batches)
+  drains the queue into `pipeline.update_feeds` calls that share one HTTP client, one parser pool and one
+  per-host limiter, so feeds falling due together reuse connections and never exceed `concurrency` in flight.
+- A job that finds its feed polled meanwhile by another process (`fetch-now`: a later last_fetched_at than
+  the daemon last read) moves to the due time that poll stored instead of polling. A poll the archive could
+  not record backs its feed off in memory, and the daemon is degraded until the archive takes writes again
+  (daemon.upkeep); a gone feed that `fetch-now URL` revived is scheduled again by the upkeep rounds.
 - Outcomes with new or changed entries feed a debounced publisher: one republication per burst.
 - SIGHUP reloads feeds.yaml (jobs added, removed, rescheduled; an invalid file is logged and ignored);
-  SIGTERM/SIGINT stop scheduling and give in-flight polls `shutdown_grace` seconds; a second signal exits
-  at once. One daemon per archive (daemon.lock.DaemonLock).
+  SIGTERM/SIGINT stop scheduling and give in-flight polls and the publish under way `shutdown_grace`
+  seconds; then parser processes are killed and a publish is abandoned (SHUTDOWN_MARGIN bounds the rest,
+  and a watchdog ends the process past it). A second signal exits at once. One daemon per archive
+  (daemon.lock.DaemonLock).
 """
 
 from __future__ import annotations
@@ -25,33 +31,34 @@ import logging
 import os
 import random
 import signal
-import time
-from collections.abc import Awaitable, Callable
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from aggregator.configuration.load import load_config
-from aggregator.core.errors import AggregatorError, ConfigError, StorageError
+from aggregator.core.errors import ConfigError
 from aggregator.core.models import Config, FeedConfig, UpdateOutcome
 from aggregator.core.schedule import JITTER_FRACTION, MAX_JITTER
+from aggregator.daemon.batches import DaemonBatches
 from aggregator.daemon.publisher import DebouncedPublisher
-from aggregator.daemon.schedule import feed_interval, next_run
+from aggregator.daemon.schedule import feed_interval, held_back, next_run
 from aggregator.fetching.client import HostLimiter, HttpClient
 from aggregator.parse_workers import ParserPool
-from aggregator.pipeline import RunSummary, update_feeds
-from aggregator.serving.metrics import DaemonMetrics, feed_rows, health_app
+from aggregator.pipeline import update_feeds
+from aggregator.serving.metrics import DaemonMetrics
 from aggregator.store.archive import Archive
 from aggregator.store.reads import ScheduleRow
 
 log = logging.getLogger("aggregator.daemon")
 
-BATCH_WINDOW = 0.25  # feeds falling due within this many seconds of each other share one update_feeds call
-NEXT_DUE_EVERY = 2.0  # seconds between writes of the scheduler's next runs to the archive (for `status`)
+# Seconds past shutdown_grace for what stopping does once the grace is over (killing parser processes,
+# storing what was fetched, closing connections). Past it, a watchdog ends the process: deploy/ gives
+# systemd and Docker shutdown_grace + 15 s before they kill it.
+SHUTDOWN_MARGIN = 5.0
 # Settings baked into the shared client, parser pool and limiter, or into the process: a reload logs
 # that they need a restart instead of half-applying them.
 RESTART_SETTINGS = (
@@ -68,8 +75,6 @@ RESTART_SETTINGS = (
     "serve_host",
     "serve_port",
 )
-
-Updater = Callable[..., Awaitable[RunSummary]]
 
 
 def _utcnow() -> datetime:
@@ -90,11 +95,12 @@ def catch_early_reloads() -> None:
     signal.signal(signal.SIGHUP, remember)
 
 
-class Daemon:
+class Daemon(DaemonBatches):
     def __init__(self, config: Config, *, serve: bool = False) -> None:
         self.config = config
         self.serve = serve
         self.feeds: dict[str, FeedConfig] = {}  # the feeds with a job: enabled and not gone
+        self.gone: dict[str, FeedConfig] = {}  # enabled, but gone (HTTP 410): no job until revived
         self.pending: dict[str, FeedConfig] = {}  # due, waiting for the batcher
         self.waiters: dict[str, asyncio.Future[UpdateOutcome | None]] = {}
         self.last_polled: dict[str, datetime] = {}  # the min_interval guard, whatever the database says
@@ -106,9 +112,13 @@ class Daemon:
         self._wake = asyncio.Event()
         self._room = asyncio.Event()
         self._signals = 0
+        self._stop_deadline = 0.0  # loop time at which the grace period ends
         self._reloading: asyncio.Task[None] | None = None
         self._reload_again = False
-        self._next_due: dict[str, datetime] = {}  # the scheduler's next runs, not yet in the archive
+        self._next_due: dict[str, tuple[datetime, datetime | None]] = {}  # see DaemonUpkeep
+        self._unstored: dict[str, int] = {}  # see DaemonUpkeep
+        # The feed's last_fetched_at as the daemon last read it: a later one is a poll by another process.
+        self._seen_fetch: dict[str, datetime | None] = {}
         self._rng = random.Random()
 
     # --- lifecycle ---------------------------------------------------------------------------------
@@ -125,8 +135,9 @@ class Daemon:
                 HttpClient(settings) as client,
                 ParserPool(settings.parse_workers, settings.parse_timeout, settings.parse_memory_limit) as parser,
             ):
+                self._parser = parser
                 limiter = HostLimiter(settings.per_host_concurrency, settings.per_host_delay)
-                self._update: Updater = functools.partial(update_feeds, client=client, parser=parser, limiter=limiter)
+                self._update = functools.partial(update_feeds, client=client, parser=parser, limiter=limiter)
                 self.scheduler = AsyncIOScheduler(
                     event_loop=loop,
                     timezone=UTC,
@@ -142,7 +153,7 @@ class Daemon:
                 if _early_reload:  # signalled while starting: the file may have changed after it was read
                     self._on_reload_signal()
                 batcher = asyncio.create_task(self._batch_loop())
-                due_recorder = asyncio.create_task(self._record_next_due_loop())
+                upkeep = asyncio.create_task(self._upkeep_loop())
                 log.info(
                     "daemon started: %d feeds scheduled, archive %s (pid %d)",
                     len(self.feeds),
@@ -152,11 +163,11 @@ class Daemon:
                 )
                 await self.stopping.wait()
                 await self._shutdown(batcher, server)
-                due_recorder.cancel()
+                upkeep.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
-                    await due_recorder
-                await self._record_next_due()
-        log.info("daemon stopped", extra={"event": "stopped"})
+                    await upkeep
+                if "archive" not in self.metrics.degraded:
+                    await self._record_next_due()
         return 0
 
     def _on_stop_signal(self, sig: int) -> None:
@@ -173,6 +184,8 @@ class Daemon:
             grace,
             extra={"event": "stopping"},
         )
+        self._stop_deadline = asyncio.get_running_loop().time() + grace
+        _arm_watchdog(grace + SHUTDOWN_MARGIN)
         self.stopping.set()
 
     def _on_reload_signal(self) -> None:
@@ -228,31 +241,48 @@ class Daemon:
             config = dataclasses.replace(config, settings=dataclasses.replace(config.settings, **kept))
         self._apply_config(config)
 
+    def _grace_left(self) -> float:
+        return max(0.0, self._stop_deadline - asyncio.get_running_loop().time())
+
     async def _shutdown(
         self, batcher: asyncio.Task[None], server: tuple[asyncio.Event, asyncio.Task[None]] | None
     ) -> None:
-        grace = self.config.settings.shutdown_grace
+        """Everything in flight shares the grace period: polls, then the publish under way and what is left
+        to publish. Past it, parser processes are killed (one may be busy for long on a pathological
+        document, or frozen) and a publish is abandoned (its files are replaced whole; the next publish,
+        by the next daemon or any command, completes it)."""
         self.scheduler.shutdown(wait=False)  # no new polls; job coroutines waiting in the queue are cancelled
         batcher.cancel()
         self.pending.clear()
         if self.batches:
-            log.info("waiting up to %gs for %d feed(s) in flight", grace, self.in_flight)
-            _done, late = await asyncio.wait(set(self.batches), timeout=grace)
+            log.info("waiting up to %gs for %d feed(s) in flight", self._grace_left(), self.in_flight)
+            _done, late = await asyncio.wait(set(self.batches), timeout=self._grace_left())
             if late:
                 log.warning(
                     "grace period over: abandoning %d feed(s) still in flight (they are polled again next time)",
                     self.in_flight,
                     extra={"event": "abandoned"},
                 )
+                self._parser.kill()  # first: a killed worker also gives up the archive's write turn it held
                 for task in late:
                     task.cancel()
                 # update_feeds stores what it had already fetched before it returns from a cancel.
-                await asyncio.wait(late)
-        await self.publisher.flush()
+                await asyncio.wait(late, timeout=SHUTDOWN_MARGIN)
+        if self.publisher.busy:
+            try:
+                await asyncio.wait_for(self.publisher.flush(), self._grace_left())
+            except TimeoutError:
+                log.warning(
+                    "grace period over: abandoning the publish under way (files are replaced whole; the next "
+                    "publish completes it)",
+                    extra={"event": "publish_abandoned"},
+                )
         if server is not None:
             stop, task = server
             stop.set()
-            await task
+            _done, running = await asyncio.wait({task}, timeout=SHUTDOWN_MARGIN)
+            for late_task in running:
+                late_task.cancel()
 
     # --- configuration and scheduling --------------------------------------------------------------
 
@@ -266,13 +296,14 @@ class Daemon:
         for url in removed:
             self._remove(url)
         rows = self.archive.schedule_rows(list(wanted))
-        added, rescheduled, gone = 0, 0, 0
+        added, rescheduled, self.gone = 0, 0, {}
         # Settings that shape every feed's schedule: a change reschedules them all now, not at their next poll.
         bounds = ("adaptive_interval", "min_interval", "max_interval")
         every_schedule = any(getattr(old_settings, name) != getattr(config.settings, name) for name in bounds)
         for url, feed in wanted.items():
-            if rows.get(url, (None, None, False))[2]:
-                gone += 1
+            row = rows.get(url)
+            if row is not None and row.gone:
+                self.gone[url] = feed
                 self._remove(url)
                 continue
             previous = old.get(url)
@@ -289,7 +320,7 @@ class Daemon:
                 continue  # same schedule; other changes (title, tags, headers) apply at the next poll
             added += previous is None
             rescheduled += previous is not None
-            self._add_job(feed, rows.get(url), interval_changed=previous is not None)
+            self._add_job(feed, self._held_back(url, feed, row), interval_changed=previous is not None)
         verb = "configuration loaded" if first else "configuration reloaded"
         log.info(
             "%s: %d feeds scheduled (%d added, %d removed, %d rescheduled); %d gone (HTTP 410) not polled",
@@ -298,7 +329,7 @@ class Daemon:
             added,
             len(removed),
             rescheduled,
-            gone,
+            len(self.gone),
             extra={"event": "config_loaded" if first else "config_reloaded"},
         )
 
@@ -322,6 +353,7 @@ class Daemon:
     ) -> None:
         interval = feed_interval(self.config.settings, feed)
         jitter = int(min(MAX_JITTER, interval * JITTER_FRACTION))
+        self._seen_fetch[feed.url] = row.last_fetched_at if row is not None else None
         self.scheduler.add_job(
             self._poll_job,
             IntervalTrigger(seconds=interval, jitter=jitter or None, timezone=UTC),
@@ -340,39 +372,35 @@ class Daemon:
             replace_existing=True,
         )
 
-    def _reschedule(self, url: str) -> None:
+    def _held_back(self, url: str, feed: FeedConfig, row: ScheduleRow | None) -> ScheduleRow | None:
+        """`row`, or, after polls the archive could not record, as it would read had it recorded them."""
+        unstored = self._unstored.get(url)
+        polled = self.last_polled.get(url)
+        if not unstored or polled is None:
+            return row
+        return held_back(self.config.settings, feed, row, unstored, polled)
+
+    def _reschedule(self, url: str) -> datetime | None:
         feed = self.feeds.get(url)
         if feed is None or self.stopping.is_set():
-            return
+            return None
         row = self.archive.schedule_rows([url]).get(url)
-        if row is not None and row[2]:
+        if row is not None and row.gone:
             # The poll's own outcome was the warning (HTTP 410 ...); this only says what the schedule did.
             log.info("%s: gone (HTTP 410); no longer polled", url, extra={"feed": url, "event": "gone"})
             self._remove(url)
-            return
+            self.gone[url] = feed
+            return None
+        fetched = self._seen_fetch[url] = row.last_fetched_at if row is not None else None
+        row = self._held_back(url, feed, row)
         when = next_run(
             self.config.settings, feed, row, self.last_polled.get(url), self.archive.recent_published, self._rng
         )
         with contextlib.suppress(JobLookupError):
             self.scheduler.modify_job(url, next_run_time=when)
-        self._next_due[url] = when  # for `status`; written in batches (see _record_next_due)
+        self._next_due[url] = (when, fetched)  # for `status`; written in batches (see _record_next_due)
         log.debug("%s: next poll at %s", url, when.isoformat(timespec="seconds"), extra={"feed": url})
-
-    async def _record_next_due_loop(self) -> None:
-        while True:
-            await asyncio.sleep(NEXT_DUE_EVERY)
-            await self._record_next_due()
-
-    async def _record_next_due(self) -> None:
-        """Store the scheduler's next runs, in one transaction for all that changed meanwhile, in a thread
-        (it takes a write turn, which a parser process may hold)."""
-        if not self._next_due:
-            return
-        due, self._next_due = self._next_due, {}
-        try:
-            await asyncio.to_thread(self.archive.set_next_due, due)
-        except StorageError as error:
-            log.warning("%s", error)
+        return when
 
     # --- polling -----------------------------------------------------------------------------------
 
@@ -385,134 +413,68 @@ class Daemon:
         if polled is not None and (_utcnow() - polled).total_seconds() < self.config.settings.min_interval:
             self._reschedule(url)  # the nominal trigger fired early: never poll more often than min_interval
             return
+        if self._polled_elsewhere(url, feed):
+            return
         future: asyncio.Future[UpdateOutcome | None] = asyncio.get_running_loop().create_future()
         self.waiters[url] = future
         self.pending[url] = feed
         self._wake.set()
+        outcome = None
         try:
-            await future
+            outcome = await future
         except asyncio.CancelledError:
             # The scheduler cancels waiting jobs when the daemon stops: a normal end, not an error to log.
             return
         finally:
             self.waiters.pop(url, None)
+            if outcome is not None and outcome.unstored:
+                self._unstored[url] = self._unstored.get(url, 0) + 1  # the backoff the archive cannot hold
+            elif outcome is not None:
+                self._unstored.pop(url, None)
+                if outcome.status != "skipped" and "archive" in self.metrics.degraded:
+                    self._probe_soon = True  # stored: the archive may take writes again
             self._reschedule(url)
 
-    async def _batch_loop(self) -> None:
-        while True:
-            await self._wake.wait()
-            await asyncio.sleep(BATCH_WINDOW)  # let the feeds falling due together join one batch
-            self._wake.clear()
-            while self.pending:
-                room = self.config.settings.concurrency - self.in_flight
-                if room <= 0:
-                    self._room.clear()
-                    await self._room.wait()
-                    continue
-                urls = list(self.pending)[:room]
-                feeds = [self.pending.pop(url) for url in urls]
-                now = _utcnow()
-                for url in urls:
-                    self.last_polled[url] = now
-                self.in_flight += len(feeds)
-                task = asyncio.create_task(self._run_batch(feeds))
-                self.batches.add(task)
-                task.add_done_callback(self.batches.discard)
-
-    async def _run_batch(self, feeds: list[FeedConfig]) -> None:
-        started = time.monotonic()
-        outstanding = {feed.url for feed in feeds}
-
-        def on_outcome(outcome: UpdateOutcome) -> None:
-            self.metrics.observe(outcome, time.monotonic() - started)
-            if outcome.changed_ids:
-                self.publisher.add(outcome.category, outcome.changed_ids)
-            self._settle(outcome.url, outcome, outstanding)
-
-        try:
-            await self._update(self.config, feeds, self.archive, on_outcome=on_outcome)
-        except Exception:  # a bug must cost one batch, not the daemon
-            log.exception("unexpected failure polling %d feed(s)", len(feeds))
-        finally:
-            for url in list(outstanding):
-                self._settle(url, None, outstanding)
-
-    def _settle(self, url: str, outcome: UpdateOutcome | None, outstanding: set[str]) -> None:
-        if url not in outstanding:
-            return
-        outstanding.discard(url)
-        self.in_flight -= 1
-        self._room.set()
-        future = self.waiters.get(url)
-        if future is not None and not future.done():
-            future.set_result(outcome)
-
-    # --- publishing and serving ----------------------------------------------------------------------
-
-    def _publish_from_own_connection(
-        self, publish_outputs: Callable[..., object], categories: set[str], entry_ids: set[str]
-    ) -> None:
-        """Publishing reads through a connection of its own: the shared one may be inside a poll's write
-        transaction in another thread, and a second connection reads a consistent snapshot (WAL)."""
-        with Archive.open(self.config.settings.database_path) as archive:
-            publish_outputs(self.config, archive, categories=categories, entry_ids=entry_ids)
-
-    async def _publish(self, categories: set[str], entry_ids: set[str]) -> None:
-        if not self.config.settings.publish:
-            return
-        from aggregator.publishing.outputs import (
-            publish_outputs,  # imported late: publishing pulls in feedgen and jinja2
-        )
-
-        started = time.monotonic()
-        try:
-            # In a thread: rendering is CPU and disk work the polling loop should not wait for. Files are
-            # written atomically (rename), so a stop mid-publish never leaves a half-written file.
-            await asyncio.to_thread(self._publish_from_own_connection, publish_outputs, categories, entry_ids)
-        except AggregatorError as error:
-            self.metrics.publish_failures += 1
-            log.error("republishing failed: %s", error, extra={"event": "publish_failed"})
-            return
-        except Exception:
-            self.metrics.publish_failures += 1
-            log.exception("republishing failed")
-            return
-        self.metrics.publishes += 1
-        log.info(
-            "republished %d categories (%d changed entries) in %.1fs: %s",
-            len(categories),
-            len(entry_ids),
-            time.monotonic() - started,
-            ", ".join(sorted(categories)),
-            extra={"event": "published"},
-        )
-
-    def _rows(self) -> list[dict[str, Any]]:
-        return feed_rows(self.config, self.archive.feed_statuses())
-
-    async def health(self) -> dict[str, Any]:
-        rows = await asyncio.to_thread(self._rows)
-        return self.metrics.health(rows, stopping=self.stopping.is_set())
-
-    async def prometheus(self) -> str:
-        def read() -> tuple[list[dict[str, Any]], int]:
-            return self._rows(), self.archive.count_entries()
-
-        rows, entries = await asyncio.to_thread(read)
-        return self.metrics.prometheus(rows, entries)
-
-    async def _start_server(self) -> tuple[asyncio.Event, asyncio.Task[None]]:
-        """Serve subscribers (serving.app) plus /healthz and /metrics in this process and loop."""
-        from aggregator.serving import app as serving
-
+    def _polled_elsewhere(self, url: str, feed: FeedConfig) -> bool:
+        """Whether another process (fetch-now) polled the feed since the daemon last read its row: then its
+        next poll counts from that one. fetch-now stores the due time by the daemon's own rule
+        (daemon.schedule.next_run), so it is kept as it stands (no jitter again), and `status` showed it."""
+        row = self.archive.schedule_rows([url]).get(url)
+        fetched = row.last_fetched_at if row is not None else None
+        if row is None or fetched is None or fetched == self._seen_fetch.get(url):
+            return False
+        self._seen_fetch[url] = fetched
+        self._unstored.pop(url, None)  # the archive holds the feed's state as that poll left it
         settings = self.config.settings
-        listener = serving.bind_socket(settings.serve_host, settings.serve_port)  # a busy port: one clear error
-        host, port = listener.getsockname()[:2]
-        stop = asyncio.Event()
-        app = health_app(self.health, self.prometheus, serving.create_app(self.config))
-        task = asyncio.create_task(serving.serve(self.config, should_exit=stop, sock=listener, app=app))
-        log.info("serving http://%s:%d/ (plus /healthz and /metrics)", host, port, extra={"event": "serving"})
-        return stop, task
+        polled = self.last_polled.get(url)
+        when = next_run(settings, feed, row, polled, self.archive.recent_published, self._rng, jitter=False)
+        if when <= _utcnow():
+            return False
+        with contextlib.suppress(JobLookupError):
+            self.scheduler.modify_job(url, next_run_time=when)
+        self._next_due[url] = (when, fetched)
+        log.info(
+            "%s: polled meanwhile by another process (fetch-now); next poll at %s",
+            url,
+            when.isoformat(timespec="seconds"),
+            extra={"feed": url, "event": "polled_elsewhere"},
+        )
+        return True
+
+
+def _arm_watchdog(seconds: float) -> None:
+    """End the process `seconds` from now if it is still running: the last resort of a bounded stop (a
+    thread stuck in a system call, on a hung disk, cannot be cancelled)."""
+
+    def overrun() -> None:
+        log.error("still running %gs after the stop signal: exiting now", seconds, extra={"event": "overrun"})
+        for handler in logging.getLogger().handlers:
+            handler.flush()
+        os._exit(1)
+
+    timer = threading.Timer(seconds, overrun)
+    timer.daemon = True
+    timer.start()
 
 
 def run_daemon(config_path: Path, *, serve: bool = False) -> int:
@@ -521,4 +483,7 @@ def run_daemon(config_path: Path, *, serve: bool = False) -> int:
 
     config = load_config(config_path)
     with DaemonLock(config.settings.archive_dir):
-        return asyncio.run(Daemon(config, serve=serve).run())
+        status = asyncio.run(Daemon(config, serve=serve).run())
+    # Only now is it true: the loop's threads are joined, parser processes gone, the lock released.
+    log.info("daemon stopped", extra={"event": "stopped"})
+    return status

@@ -48,6 +48,7 @@ ARCHIVE_PAGE_MAX_AGE = 86_400  # full RFC 5005 pages change only when an entry i
 PAGE_MAX_AGE = 300
 GZIP_MIN_BYTES = 512
 _CACHE_SIZE = 512
+EMBEDDED_STOP_TIMEOUT = 2  # seconds open connections get when the host stops an embedded server
 
 CONTENT_TYPES = {
     ".atom": "application/atom+xml; charset=utf-8",
@@ -315,6 +316,12 @@ def build_server(
         access_log=log_level in ("debug", "info"),
         server_header=False,
         proxy_headers=False,
+        # uvicorn's loggers propagate to the handler the command set up (cli/logsetup: text or JSON lines,
+        # addresses redacted) instead of writing to stderr in uvicorn's own format.
+        log_config=None,
+        # Embedded, the host bounds its own stop (the daemon's shutdown_grace): a client still reading a
+        # response after that long is cut off rather than waited for.
+        timeout_graceful_shutdown=EMBEDDED_STOP_TIMEOUT if embedded else None,
     )
     return _EmbeddedServer(uvicorn_config) if embedded else uvicorn.Server(uvicorn_config)
 

@@ -6,13 +6,20 @@ import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from aggregator.core.errors import StorageError
 from aggregator.core.models import Enclosure, FeedConfig, FeedState, FeedStatus, StoredEntry
 from aggregator.store.connection import ENTRY_COLUMNS, ArchiveConnection, stored_time
 
-ScheduleRow = tuple[datetime | None, datetime | None, bool]  # next_due_at, last_fetched_at, gone
+
+class ScheduleRow(NamedTuple):
+    """What the daemon schedules a feed by, as its last recorded poll left it."""
+
+    next_due_at: datetime | None
+    last_fetched_at: datetime | None
+    gone: bool
+    consecutive_errors: int = 0
 
 
 class ArchiveReads(ArchiveConnection):
@@ -145,12 +152,11 @@ class ArchiveReads(ArchiveConnection):
         ]
 
     def schedule_rows(self, urls: list[str]) -> dict[str, ScheduleRow]:
-        """url -> (next_due_at, last_fetched_at, gone) for the feeds the archive knows: what the daemon
-        schedules them by."""
-        query = "SELECT url, next_due_at, last_fetched_at, gone FROM feeds WHERE url"
+        """url -> ScheduleRow for the feeds the archive knows: what the daemon schedules them by."""
+        query = "SELECT url, next_due_at, last_fetched_at, gone, consecutive_errors FROM feeds WHERE url"
         return {
-            url: (stored_time(next_due), stored_time(fetched), bool(gone))
-            for url, next_due, fetched, gone in self._rows_where_in(query, urls)
+            url: ScheduleRow(stored_time(next_due), stored_time(fetched), bool(gone), errors or 0)
+            for url, next_due, fetched, gone, errors in self._rows_where_in(query, urls)
         }
 
     def recent_published(self, url: str, limit: int = 20) -> list[datetime]:

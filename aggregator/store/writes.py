@@ -7,7 +7,9 @@ entry whose content changed has its previous version copied to `entry_revisions`
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sqlite3
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -17,10 +19,11 @@ from aggregator.core.dates import to_utc_text
 from aggregator.core.errors import RecordRefusedError, StorageError
 from aggregator.core.fulltext import index_text, split_cjk
 from aggregator.core.models import Enclosure, Entry, PollRecord, StoreResult
-from aggregator.store.connection import ENTRY_COLUMNS, REFUSED_RECORD, ArchiveConnection, retry_locked
+from aggregator.store.connection import ENTRY_COLUMNS, REFUSED_RECORD, ArchiveConnection, retry_locked, stored_time
 from aggregator.store.migrations import INDEX_TEXT_SQL, SPLIT_CJK_SQL
 
 _ENTRY_WRITE_COLUMNS = ENTRY_COLUMNS + ", raw_hash"
+PROBE_SUFFIX = ".probe"  # aggregator.db.probe: written and removed by check_writable
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -151,16 +154,54 @@ class ArchiveWrites(ArchiveConnection):
             rows,
         )
 
-    def set_next_due(self, due: Mapping[str, datetime]) -> None:
+    def set_next_due(self, due: Mapping[str, tuple[datetime, datetime | None]]) -> None:
         """Record when the daemon's scheduler will poll these feeds next (what `status` shows): later than
-        a poll's own estimate when the adaptive interval or min_interval says so."""
-        rows = [(_iso(when.astimezone(UTC)), url) for url, when in due.items()]
+        a poll's own estimate when the adaptive interval or min_interval says so. Each time comes with the
+        feed's last_fetched_at it was computed from: a feed polled since by another process (fetch-now)
+        keeps the due time that poll stored."""
+
+        def write() -> None:
+            urls = list(due)
+            query = "SELECT url, last_fetched_at FROM feeds WHERE url"
+            fetched: dict[str, str | None] = {url: text for url, text in self._rows_where_in(query, urls)}
+            rows = [
+                (_iso(when.astimezone(UTC)), url)
+                for url, (when, seen) in due.items()
+                if url in fetched and stored_time(fetched[url]) == seen
+            ]
+            self.db.conn.executemany("UPDATE feeds SET next_due_at = ? WHERE url = ? AND gone = 0", rows)
+
         try:
-            self._in_write_turn(
-                lambda: self.db.conn.executemany("UPDATE feeds SET next_due_at = ? WHERE url = ? AND gone = 0", rows)
-            )
+            self._in_write_turn(write)
         except sqlite3.Error as error:
             raise StorageError(f"{self.path}: cannot record when feeds are due: {error}") from None
+
+    def check_writable(self, room: int) -> None:
+        """Raise StorageError unless the archive can take writes again: `room` bytes written beside it (and
+        removed: a full disk may still report free blocks, and a read-only one cannot be asked), then a
+        write transaction of its own (a database file that refuses writes, a lock that cannot be had)."""
+        probe = self.path.with_name(self.path.name + PROBE_SUFFIX)
+        try:
+            fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                block, written = bytes(1 << 16), 0
+                while written < room:
+                    written += os.write(fd, block[: room - written])
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+                with contextlib.suppress(OSError):
+                    os.unlink(probe)
+        except OSError as error:
+            raise StorageError(f"{self.path.parent}: cannot write: {error.strerror or error}") from None
+        try:
+            self._in_write_turn(
+                lambda: self.db.conn.execute(
+                    "UPDATE feeds SET next_due_at = next_due_at WHERE rowid = (SELECT max(rowid) FROM feeds)"
+                )
+            )
+        except sqlite3.Error as error:
+            raise StorageError(f"{self.path}: cannot write to archive: {error}") from None
 
     def _move_entries(self, moved: Sequence[tuple[str, str]]) -> None:
         """(category, feed url) pairs: each feed's archived entries go to its new category."""

@@ -12,11 +12,13 @@ from typing import Any
 
 import httpx
 from click.testing import CliRunner
+from prometheus_client.parser import text_string_to_metric_families
 
 from aggregator.cli.commands import main
 from aggregator.cli.demo import serve_samples
 from aggregator.core.models import Config, UpdateOutcome
-from aggregator.serving.metrics import DaemonMetrics, feed_rows, health_app
+from aggregator.serving.metrics import DaemonMetrics, health_app
+from aggregator.serving.status import feed_rows
 from aggregator.store.archive import Archive
 from tests.conftest import run_update, write_config
 
@@ -69,6 +71,15 @@ def test_status_before_any_archive_exists_lists_configured_feeds(tmp_path: Path)
     assert not (tmp_path / "archive" / "aggregator.db").exists()  # a reading command creates nothing
 
 
+def scrape(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """(sample name, sorted labels) -> value, read by the Prometheus client's own parser."""
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
 def test_healthz_and_metrics_documents(make_config: Callable[..., Config]) -> None:
     with serve_samples() as base:
         config = sample_config(make_config, base)
@@ -84,13 +95,13 @@ def test_healthz_and_metrics_documents(make_config: Callable[..., Config]) -> No
     async def health() -> dict[str, Any]:
         return metrics.health(rows)
 
-    async def prometheus() -> str:
-        return metrics.prometheus(rows, total)
+    async def prometheus(accept: str) -> tuple[bytes, str]:
+        return metrics.prometheus(rows, total, accept)
 
-    async def fetch(path: str, method: str = "GET") -> httpx.Response:
+    async def fetch(path: str, method: str = "GET", headers: dict[str, str] | None = None) -> httpx.Response:
         transport = httpx.ASGITransport(app=health_app(health, prometheus))
         async with httpx.AsyncClient(transport=transport, base_url="http://daemon") as client:
-            return await client.request(method, path)
+            return await client.request(method, path, headers=headers)
 
     response = asyncio.run(fetch("/healthz"))
     assert response.status_code == 200 and response.headers["content-type"] == "application/json"
@@ -98,17 +109,46 @@ def test_healthz_and_metrics_documents(make_config: Callable[..., Config]) -> No
     assert document["status"] == "ok" and document["polls"] == {"ok": 2, "error": 1, "not_modified": 1}
     assert document["summary"]["in_error"] == 1 and len(document["feeds"]) == 3
 
-    text = asyncio.run(fetch("/metrics")).text
-    assert 'aggregator_polls_total{result="ok"} 2' in text
-    assert 'aggregator_entries_stored_total{kind="new"} 5' in text
-    assert f"aggregator_archive_entries {total}" in text
-    assert "aggregator_feeds_in_error 1" in text
+    response = asyncio.run(fetch("/metrics"))
+    assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
+    samples = scrape(response.text)
+    assert samples["aggregator_polls_total", (("result", "ok"),)] == 2
+    assert samples["aggregator_polls_total", (("result", "gone"),)] == 0  # every result, from the start
+    assert samples["aggregator_entries_stored_total", (("kind", "new"),)] == 5
+    assert samples["aggregator_archive_entries", ()] == total
+    assert samples["aggregator_feeds_in_error", ()] == 1
+    assert samples["aggregator_degraded", (("part", "archive"),)] == 0
+    assert samples["process_resident_memory_bytes", ()] > 0  # the standard client's process metrics
     # Histogram buckets are cumulative: three polls took 0.3s, one 12s.
-    assert 'aggregator_update_duration_seconds_bucket{le="0.25"} 0' in text
-    assert 'aggregator_update_duration_seconds_bucket{le="0.5"} 3' in text
-    assert 'aggregator_update_duration_seconds_bucket{le="10"} 3' in text
-    assert 'aggregator_update_duration_seconds_bucket{le="+Inf"} 4' in text
-    assert all(line.startswith("#") or len(line.split(" ")) == 2 for line in text.strip().splitlines())
+    bucket = "aggregator_update_duration_seconds_bucket"
+    assert samples[bucket, (("le", "0.25"),)] == 0
+    assert samples[bucket, (("le", "0.5"),)] == 3
+    assert samples[bucket, (("le", "10.0"),)] == 3
+    assert samples[bucket, (("le", "+Inf"),)] == 4
+    # A scraper that asks for OpenMetrics gets it.
+    response = asyncio.run(fetch("/metrics", headers={"Accept": "application/openmetrics-text; version=1.0.0"}))
+    assert response.headers["content-type"].startswith("application/openmetrics-text")
+    assert response.text.endswith("# EOF\n")
+
+    # Degraded: /healthz answers 503 and says why, /metrics shows the part.
+    metrics.degrade("archive", "database or disk is full")
+    response = asyncio.run(fetch("/healthz"))
+    assert response.status_code == 503 and response.json()["status"] == "degraded"
+    assert response.json()["degraded"]["archive"]["reason"] == "database or disk is full"
+    assert scrape(asyncio.run(fetch("/metrics")).text)["aggregator_degraded", (("part", "archive"),)] == 1
+    metrics.recover("archive")
+    assert asyncio.run(fetch("/healthz")).status_code == 200
+
+    async def stopping() -> dict[str, Any]:
+        return metrics.health(rows, stopping=True)
+
+    async def fetch_stopping() -> httpx.Response:
+        transport = httpx.ASGITransport(app=health_app(stopping, prometheus))
+        async with httpx.AsyncClient(transport=transport, base_url="http://daemon") as client:
+            return await client.get("/healthz")
+
+    response = asyncio.run(fetch_stopping())
+    assert response.status_code == 503 and response.json()["status"] == "stopping"
 
     assert asyncio.run(fetch("/other")).status_code == 404
     assert asyncio.run(fetch("/metrics", "POST")).status_code == 405
