@@ -60,7 +60,10 @@ IO_LIBRARIES = {
 # library -> the modules (or whole stages, as "stage/") allowed to import it
 OWNERS = {
     "feedparser": {"parsing/document", "parsing/fastpath"},  # the fast path borrows feedparser's date reader
-    "lxml": {"parsing/fastpath"},
+    "lxml": {"parsing/fastpath", "parsing/article_page", "parsing/article"},
+    "trafilatura": {"parsing/article"},
+    "readability": {"parsing/article"},  # readability-lxml
+    "cssselect": {"parsing/article_page"},  # its SelectorError: feeds' selectors are CSS
     "httpx": {"fetching/client"},
     "httpcore": {"fetching/client", "fetching/backend"},  # httpx's transport: its pools, on our asyncio backend
     "apscheduler": {"daemon/runner"},
