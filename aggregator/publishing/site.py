@@ -22,7 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from aggregator.core.atomic import write_atomic
+from aggregator.core.atomic import AtomicBatch, write_atomic
 from aggregator.core.errors import AggregatorError
 from aggregator.core.models import Category, Config, StoredEntry
 from aggregator.core.slugs import SlugRequest, assign_slugs, slug_cache_key
@@ -87,11 +87,13 @@ class CategoryListing:
 class _Writer:
     """Writes files under one root only, counting what changed.
 
-    write_atomic fsyncs every file; writes run on a few threads (fsync releases the GIL) so a first build
-    of 100,000 posts waits on the disk in parallel, with a bounded number of rendered pages in flight.
+    Files are staged in an AtomicBatch (temp files, no fsync each) and appear, durable, at `finish`;
+    writes run on a few threads, with a bounded number of rendered pages in flight.
     """
 
-    def __init__(self, root: Path, prefix: str, report: SiteReport, pool: ThreadPoolExecutor) -> None:
+    def __init__(
+        self, root: Path, prefix: str, report: SiteReport, pool: ThreadPoolExecutor, batch: AtomicBatch
+    ) -> None:
         self.root = root
         self.resolved_root = root.resolve()
         self.prefix = prefix
@@ -99,6 +101,7 @@ class _Writer:
         self.pool = pool
         self.pending: deque[tuple[str, bool, Future[bool]]] = deque()
         self.emptied: set[Path] = set()  # folders a removed file may have left empty
+        self.batch = batch  # shared by both sites: committed once, by write_site
 
     def write(self, relative: str, text: str, *, post: bool = False) -> None:
         parts = relative.split("/")
@@ -107,7 +110,7 @@ class _Writer:
         target = self.root.joinpath(*parts)
         if not target.resolve().is_relative_to(self.resolved_root):
             raise AggregatorError(f"refusing to write {relative!r} outside {self.root}")
-        self.pending.append((relative, post, self.pool.submit(write_atomic, target, text.encode("utf-8"))))
+        self.pending.append((relative, post, self.pool.submit(self.batch.write, target, text.encode("utf-8"))))
         while len(self.pending) > _IN_FLIGHT:
             self._collect_one()
 
@@ -136,6 +139,15 @@ class _Writer:
                 folder = folder.parent
         self.emptied.clear()
 
+    def abort(self) -> None:
+        """Drop what was staged (a failed run): temp files removed, no target touched."""
+        for _, _, future in self.pending:
+            future.cancel()
+        for _, _, future in self.pending:
+            if not future.cancelled():
+                future.exception()
+        self.pending.clear()
+
     def exists(self, relative: str) -> bool:
         return self.root.joinpath(*relative.split("/")).is_file()
 
@@ -154,7 +166,9 @@ class _Writer:
 class _Site:
     """One run's view of the archive: index rows, slugs, categories, renderer and writers."""
 
-    def __init__(self, config: Config, archive: Archive, report: SiteReport, pool: ThreadPoolExecutor) -> None:
+    def __init__(
+        self, config: Config, archive: Archive, report: SiteReport, pool: ThreadPoolExecutor, batch: AtomicBatch
+    ) -> None:
         self.config = config
         self.archive = archive
         settings = config.settings
@@ -168,8 +182,8 @@ class _Site:
             base_url=settings.base_url,
             home_url=f"//{parts.netloc}{parts.path or '/'}",
         )
-        self.jekyll = _Writer(settings.archive_dir / "site", "site", report, pool)
-        self.public = _Writer(settings.archive_dir / "public", "public", report, pool)
+        self.jekyll = _Writer(settings.archive_dir / "site", "site", report, pool, batch)
+        self.public = _Writer(settings.archive_dir / "public", "public", report, pool, batch)
         self.rows = _index_rows(archive)  # oldest first
         self.by_id = {row.id: row for row in self.rows}
         self.moved: dict[str, tuple[str, str]] = {}  # entry id -> (jekyll, public) paths it had before
@@ -414,14 +428,20 @@ def write_site(
 ) -> SiteReport:
     """Write the static archive; see the module docstring for what each mode writes."""
     report = SiteReport()
+    batch = AtomicBatch()
     with ThreadPoolExecutor(max_workers=_WRITE_THREADS, thread_name_prefix="site-write") as pool:
-        site = _Site(config, archive, report, pool)
+        site = _Site(config, archive, report, pool, batch)
         contexts = site.post_contexts()
         try:
             _write(site, archive, entry_ids, rebuild, site.stale_categories(contexts))
-        finally:
-            site.jekyll.finish()
-            site.public.finish()
+        except BaseException:
+            site.jekyll.abort()
+            site.public.abort()
+            batch.abort()
+            raise
+        site.jekyll.finish()
+        site.public.finish()
+        batch.commit()  # every page durable at once, before the record of what they were rendered with
         write_atomic(site.contexts_path, json.dumps(contexts, sort_keys=True).encode())
     report.written_paths.sort()
     return report
