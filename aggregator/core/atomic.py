@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import secrets
 import stat
 import sys
 import tempfile
@@ -112,6 +113,7 @@ class AtomicBatch:
 
     def __init__(self) -> None:
         self._pending: list[tuple[str, Path]] = []
+        self._folders: set[Path] = set()  # folders known to exist
 
     def __len__(self) -> int:
         return len(self._pending)
@@ -126,11 +128,47 @@ class AtomicBatch:
             self.abort()
 
     def write(self, path: Path, data: bytes) -> bool:
-        """Stage `data` for `path`; False (nothing staged) when the file already holds exactly these bytes."""
-        link = path.is_symlink()
-        if not link and _same_bytes(path, data):
-            return False
-        self._pending.append((_write_temp(path, data, link=link, sync=False), path))
+        """Stage `data` for `path`; False (nothing staged) when the file already holds exactly these bytes.
+
+        The same checks as `write_atomic` on one lstat: a symlink is replaced as it stands, an existing
+        file keeps its mode and owner, a new one is 0644."""
+        try:
+            before: os.stat_result | None = os.lstat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            before = None
+        if before is not None and stat.S_ISLNK(before.st_mode):
+            before = None  # replaced as it stands, like a new file
+        elif before is not None and before.st_size == len(data):
+            try:
+                if path.read_bytes() == data:
+                    return False
+            except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+                pass
+        folder = path.parent
+        if folder not in self._folders:
+            folder.mkdir(parents=True, exist_ok=True)
+            self._folders.add(folder)
+        name = os.path.join(folder, f".{path.name}.{secrets.token_hex(4)}.tmp")
+        fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
+        try:
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+                if before is None:
+                    os.chmod(name, 0o644)  # published files are meant to be read by a web server
+                else:
+                    os.chmod(name, stat.S_IMODE(before.st_mode))
+                    if (before.st_uid, before.st_gid) != (os.getuid(), os.getgid()):
+                        with contextlib.suppress(PermissionError):  # only root may give a file away
+                            os.chown(name, before.st_uid, before.st_gid)
+            finally:
+                os.close(fd)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(name)
+            raise
+        self._pending.append((name, path))
         return True
 
     def commit(self) -> None:
