@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from aggregator import __version__
-from aggregator.core.atomic import write_atomic
+from aggregator.core.atomic import AtomicBatch, write_atomic
 from aggregator.core.models import Config
 from aggregator.publishing.feed_documents import (
     ALL,
@@ -188,10 +188,11 @@ def publish_feeds(
         context = _context_fingerprint(config)
         feed_tags = {f.url: config.feed_tags(f) for f in config.feeds if f.category in config.categories}
         published = {"index.opml", STATE_FILE, LOCK_FILE}
-        for slug in slugs:
-            published |= _publish_slug(config, archive, slug, context, feed_tags, state, report)
-            report.feeds.append(slug)
-        _write(root / "index.opml", _opml(config), report)
+        with AtomicBatch() as batch:  # every document durable at once, before the state that names them
+            for slug in slugs:
+                published |= _publish_slug(config, archive, slug, context, feed_tags, state, report, batch)
+                report.feeds.append(slug)
+            _write(batch, root / "index.opml", _opml(config), report)
         if categories is None:  # every document is known only when every category was published
             _remove_unpublished(root, published, state, report)
         _save_state(state_path, state)
@@ -225,6 +226,7 @@ def _publish_slug(
     feed_tags: dict[str, tuple[str, ...]],
     state: dict[str, str],
     report: PublishReport,
+    batch: AtomicBatch,
 ) -> set[str]:
     """Publish one category's documents (those whose entries changed); return every document it has."""
     settings = config.settings
@@ -272,13 +274,13 @@ def _publish_slug(
                 feed_path(slug, "json"): render_json_feed(info, entries, feed_tags, self_path=feed_path(slug, "json")),
             }
         for relative, data in outputs.items():
-            _write(root / relative, data, report)
+            _write(batch, root / relative, data, report)
         state[key] = document.fingerprint
     return {output for document in documents for output in document.outputs}
 
 
-def _write(path: Path, data: bytes, report: PublishReport) -> None:
-    if write_atomic(path, data):
+def _write(batch: AtomicBatch, path: Path, data: bytes, report: PublishReport) -> None:
+    if batch.write(path, data):
         report.written.append(path)
     else:
         report.unchanged += 1
