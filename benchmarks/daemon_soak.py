@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import os
 import re
 import signal
 import sqlite3
@@ -26,26 +25,9 @@ from collections import defaultdict
 from datetime import datetime
 from pathlib import Path
 
+from proctree import tree_usage
+
 REPO = Path(__file__).resolve().parents[1]
-TICK = os.sysconf("SC_CLK_TCK")
-PAGE = os.sysconf("SC_PAGE_SIZE")
-
-
-def tree_usage(pid: int) -> tuple[float, int]:
-    """CPU seconds and RSS bytes of `pid` plus its children (the parser processes)."""
-    pids = [pid]
-    children = Path(f"/proc/{pid}/task/{pid}/children")
-    if children.exists():
-        pids += [int(p) for p in children.read_text().split()]
-    cpu, rss = 0.0, 0
-    for p in pids:
-        try:
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-            cpu += (int(fields[11]) + int(fields[12])) / TICK
-            rss += int(Path(f"/proc/{p}/statm").read_text().split()[1]) * PAGE
-        except (FileNotFoundError, ProcessLookupError):
-            pass
-    return cpu, rss
 
 
 def main() -> None:

@@ -40,37 +40,14 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from proctree import children, descendants, tree_usage
+
 REPO = Path(__file__).resolve().parents[1]
-TICK = os.sysconf("SC_CLK_TCK")
-PAGE = os.sysconf("SC_PAGE_SIZE")
 FAULTS = ("500", "reset", "timeout", "garbage")
 
 
-def children(pid: int) -> list[int]:
-    """Every thread's children: the daemon starts its parser processes from a worker thread."""
-    found = []
-    with contextlib.suppress(OSError):
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            with contextlib.suppress(OSError):
-                found += [int(p) for p in (task / "children").read_text().split()]
-    return found
-
-
-def descendants(pid: int) -> list[int]:
-    found, queue = [], [pid]
-    while queue:
-        direct = children(queue.pop())
-        found += direct
-        queue += direct
-    return found
-
-
 def tree_rss(pid: int) -> int:
-    total = 0
-    for p in [pid, *descendants(pid)]:
-        with contextlib.suppress(OSError):
-            total += int(Path(f"/proc/{p}/statm").read_text().split()[1]) * PAGE
-    return total
+    return tree_usage(pid)[1]
 
 
 def free_port() -> int:
@@ -345,7 +322,6 @@ class Soak:
         feeds: dict[str, dict[str, object]] = record["feeds"]  # type: ignore[assignment]
         requests: dict[str, list[list[object]]] = record["requests"]  # type: ignore[assignment]
         database = self.archive / "aggregator.db"
-        problems = 0
         with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as db:
             rows = db.execute(
                 "SELECT feed_url, key, count(*), max(revision), max(coalesce(summary, '') || coalesce(content, ''))"
